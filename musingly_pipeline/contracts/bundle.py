@@ -1,0 +1,220 @@
+"""Pydantic contracts of a content bundle: what an AI generator writes as JSON.
+
+A bundle is a complete (or, with ``--merge``, partial) set of entities for one content version.
+Entities refer to each other by slug, never by database id, so a bundle is portable and readable.
+
+Every model is frozen and forbids unknown fields: a misspelled field is an error, never silently
+dropped. Where the guide (``shared/seeds/000``) is cut off, notably ``SparkImport``, the fields
+chosen are documented on the model.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Annotated
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+SUPPORTED_SCHEMA_VERSIONS: tuple[str, ...] = ("1.0.0",)
+
+SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+
+Slug = Annotated[
+    str,
+    StringConstraints(pattern=SLUG_PATTERN, min_length=1, max_length=200),
+    Field(description="Lowercase kebab-case identifier, unique within its entity type: `multi-head-attention`."),
+]
+Color = Annotated[
+    str,
+    StringConstraints(pattern=r"^#[0-9A-Fa-f]{6}$"),
+    Field(description="Hex color `#RRGGBB`."),
+]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+Weight = Annotated[float, Field(ge=0.0, le=1.0, description="Strength of the link, from 0 to 1.")]
+OrderIndex = Annotated[int, Field(ge=0, description="Position among siblings, from 0.")]
+
+
+class DifficultyLevel(str, Enum):
+    beginner = "beginner"
+    intermediate = "intermediate"
+    advanced = "advanced"
+    expert = "expert"
+
+
+class LinkType(str, Enum):
+    """Every link type orders learning (source before target), so all links together form a DAG."""
+
+    prerequisite = "prerequisite"
+    recommended = "recommended"
+    extends = "extends"
+
+
+class _Contract(BaseModel):
+    # strict: JSON `"yes"` is not a boolean and `"5"` is not a number; a generator's type mistake
+    # is an error, not a silent coercion.
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, use_enum_values=True)
+
+
+class ImportMetadata(_Contract):
+    """Where a bundle came from and when it was made."""
+
+    generated_at: datetime = Field(description="When the generator wrote the bundle, ISO 8601.")
+    source_system: Text = Field(description="The generator's name: `ml-content-generator`.")
+    source_version: Text | None = Field(default=None, description="The generator's version.")
+    description: str | None = Field(default=None, description="What this bundle changes, for people.")
+
+
+class DomainImport(_Contract):
+    """A top-level category (`Machine Learning`)."""
+
+    name: Text
+    slug: Slug
+    description: str | None = None
+    icon: Annotated[str, StringConstraints(max_length=100)] | None = None
+    color: Color | None = None
+    is_published: bool = False
+
+
+class TrailImport(_Contract):
+    """A learning path inside a domain."""
+
+    domain_slug: Slug
+    title: Text
+    slug: Slug
+    description: str | None = None
+    difficulty_level: DifficultyLevel = "beginner"  # type: ignore[assignment]
+    is_published: bool = False
+
+
+class ConceptImport(_Contract):
+    """A topic cluster, usually inside a trail (``trail_slug`` may be absent for a free-standing concept)."""
+
+    trail_slug: Slug | None = None
+    title: Text
+    slug: Slug
+    description: str | None = None
+    order_index: OrderIndex = 0
+    is_published: bool = False
+
+
+class SparkImport(_Contract):
+    """A micro-lesson.
+
+    The guide's example is cut off after ``content_md``; the remaining fields are what a learning
+    platform needs to list and schedule a lesson: ``difficulty_level``, ``estimated_minutes`` (reading
+    time, 1 to 600) and ``is_published``. ``content_md`` has no size limit: a 50 MB lesson is accepted.
+    """
+
+    title: Text
+    slug: Slug
+    summary: str | None = None
+    content_md: str = Field(description="The lesson body, Markdown.")
+    difficulty_level: DifficultyLevel = "beginner"  # type: ignore[assignment]
+    estimated_minutes: Annotated[int, Field(ge=1, le=600)] = 5
+    is_published: bool = False
+
+
+class BeaconImport(_Contract):
+    """A discovery tag (`Transformers`)."""
+
+    name: Text
+    slug: Slug
+    description: str | None = None
+    category: Annotated[str, StringConstraints(max_length=100)] | None = None
+
+
+class ConceptSparkImport(_Contract):
+    """A spark's place in a concept."""
+
+    concept_slug: Slug
+    spark_slug: Slug
+    order_index: OrderIndex = 0
+
+
+class SparkBeaconImport(_Contract):
+    """A spark tagged with a beacon."""
+
+    spark_slug: Slug
+    beacon_slug: Slug
+
+
+class SparkLinkImport(_Contract):
+    """A prerequisite edge: learn ``source_slug`` before ``target_slug``."""
+
+    source_slug: Slug
+    target_slug: Slug
+    link_type: LinkType = "prerequisite"  # type: ignore[assignment]
+    weight: Weight = 1.0
+    description: str | None = None
+
+
+class ConceptLinkImport(_Contract):
+    """A prerequisite edge between concepts: learn ``source_slug`` before ``target_slug``."""
+
+    source_slug: Slug
+    target_slug: Slug
+    link_type: LinkType = "prerequisite"  # type: ignore[assignment]
+    weight: Weight = 1.0
+    description: str | None = None
+
+
+class ImportBundle(_Contract):
+    """A complete import payload. Every entity list may be empty or absent."""
+
+    schema_version: str = Field(description=f"Contract version; supported: {', '.join(SUPPORTED_SCHEMA_VERSIONS)}.")
+    version_label: Annotated[str, StringConstraints(min_length=1, max_length=100)] = Field(
+        description="Your label for this content version: `v2.1.0`, `2026-01-Q1`."
+    )
+    name: Text | None = Field(default=None, description="Defaults to the version label.")
+    metadata: ImportMetadata
+    domains: list[DomainImport] = Field(default_factory=list)
+    trails: list[TrailImport] = Field(default_factory=list)
+    concepts: list[ConceptImport] = Field(default_factory=list)
+    sparks: list[SparkImport] = Field(default_factory=list)
+    beacons: list[BeaconImport] = Field(default_factory=list)
+    concept_sparks: list[ConceptSparkImport] = Field(default_factory=list)
+    spark_beacons: list[SparkBeaconImport] = Field(default_factory=list)
+    spark_links: list[SparkLinkImport] = Field(default_factory=list)
+    concept_links: list[ConceptLinkImport] = Field(default_factory=list)
+
+    @field_validator("schema_version")
+    @classmethod
+    def _supported(cls, value: str) -> str:
+        if value not in SUPPORTED_SCHEMA_VERSIONS:
+            raise ValueError(
+                f"schema_version {value!r} is not supported; this code supports "
+                f"{', '.join(SUPPORTED_SCHEMA_VERSIONS)}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _default_name(self) -> ImportBundle:
+        if self.name is None:
+            object.__setattr__(self, "name", self.version_label)
+        return self
+
+    def counts(self) -> dict[str, int]:
+        """Entities per type, in import order."""
+        return {kind: len(getattr(self, kind)) for kind in ENTITY_KINDS}
+
+
+# The order in which entity lists load: each kind only refers to kinds before it.
+ENTITY_KINDS: tuple[str, ...] = (
+    "domains",
+    "trails",
+    "concepts",
+    "sparks",
+    "beacons",
+    "concept_sparks",
+    "spark_beacons",
+    "spark_links",
+    "concept_links",
+)

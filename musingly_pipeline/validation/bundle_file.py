@@ -1,0 +1,210 @@
+"""Read a bundle file and validate it: bytes, JSON, contracts, integrity.
+
+Parsing goes straight from bytes to the frozen contracts with ``model_validate_json`` (no
+intermediate ``json.load`` tree), which keeps time and peak memory close to a plain ``json.load``.
+Every failure becomes an :class:`~musingly_pipeline.validation.report.Issue`; nothing here raises
+for a user's mistake.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from musingly_pipeline.contracts.bundle import SLUG_PATTERN, ImportBundle
+from musingly_pipeline.validation.integrity import check_bundle
+from musingly_pipeline.validation.report import Issue, ValidationReport, error, format_path
+
+# Bundles above this size are refused before reading: parsing needs several times the file's size
+# in memory. A single field (a 50 MB `content_md`) has no limit of its own.
+MAX_BUNDLE_BYTES = 1 << 30
+_BOM = b"\xef\xbb\xbf"
+_TYPE_ERRORS = {
+    "string_type", "int_type", "int_from_float", "float_type", "bool_type", "list_type",
+    "dict_type", "model_type", "datetime_type", "none_required", "model_attributes_type",
+}
+_EXPECTED = {
+    "string_type": "a string", "int_type": "a whole number", "int_from_float": "a whole number",
+    "float_type": "a number", "bool_type": "true or false", "list_type": "an array",
+    "dict_type": "an object", "model_type": "an object", "datetime_type": "an ISO 8601 datetime string",
+    "model_attributes_type": "an object",
+}
+
+
+@dataclass
+class BundleFile:
+    """A bundle file after validation: the report always, the parsed bundle when contracts passed."""
+
+    report: ValidationReport
+    bundle: ImportBundle | None = None
+    size: int = 0
+    sha256: str | None = None
+
+    @property
+    def valid(self) -> bool:
+        return self.report.valid and self.bundle is not None
+
+
+def read_bundle(path: str | Path) -> BundleFile:
+    """Read ``path`` and parse it against the contracts; no integrity rules yet."""
+    path = Path(path)
+    report = ValidationReport(file=str(path))
+    result = BundleFile(report=report)
+    try:
+        size = path.stat().st_size
+        if path.is_dir():
+            report.issues.append(error("FILE_UNREADABLE", "", f"{path} is a directory; name a bundle .json file"))
+            return result
+        if size > MAX_BUNDLE_BYTES:
+            report.issues.append(error(
+                "FILE_TOO_LARGE", "",
+                f"the file is {size / 2**20:.0f} MiB, over the {MAX_BUNDLE_BYTES >> 20} MiB bundle limit; "
+                "split it into several bundles and import them with --merge",
+            ))
+            return result
+        data = path.read_bytes()
+    except FileNotFoundError:
+        report.issues.append(error("FILE_NOT_FOUND", "", f"{path} does not exist; check the path"))
+        return result
+    except OSError as exc:
+        report.issues.append(error("FILE_UNREADABLE", "", f"cannot read {path}: {exc.strerror or exc}"))
+        return result
+    result.size = len(data)
+    result.sha256 = hashlib.sha256(data).hexdigest()
+    result.bundle = parse_bundle(data, report)
+    return result
+
+
+def validate_bundle_file(path: str | Path) -> BundleFile:
+    """Read, parse and run every integrity rule; ``result.report`` holds all issues."""
+    result = read_bundle(path)
+    if result.bundle is not None:
+        result.report.issues.extend(check_bundle(result.bundle))
+    return result
+
+
+def validate_bundle(bundle: ImportBundle, file: str = "<bundle>") -> ValidationReport:
+    """Integrity rules for a bundle already in memory (a merged snapshot, a generator's object)."""
+    report = ValidationReport(file=file, counts=bundle.counts())
+    report.issues.extend(check_bundle(bundle))
+    return report
+
+
+def parse_bundle(data: bytes, report: ValidationReport) -> ImportBundle | None:
+    """Parse bytes into a bundle, adding issues to ``report``; ``None`` when it does not parse."""
+    if data.startswith(_BOM):
+        data = data[len(_BOM):]
+    if not data.strip():
+        report.issues.append(error("FILE_EMPTY", "", "the file is empty; a bundle is a JSON object"))
+        return None
+    try:
+        bundle = ImportBundle.model_validate_json(data)
+    except ValidationError as exc:
+        report.issues.extend(_issues_from(exc, data))
+        return None
+    report.counts = bundle.counts()
+    return bundle
+
+
+def _issues_from(exc: ValidationError, data: bytes) -> list[Issue]:
+    issues: list[Issue] = []
+    for err in exc.errors(include_url=False):
+        kind, loc = err["type"], tuple(err["loc"])
+        path = format_path(loc)
+        if kind == "json_invalid":
+            issues.append(_json_issue(err, data))
+            break
+        if kind in ("model_type", "dict_type", "model_attributes_type") and not loc:
+            top = _top_level_kind(data)
+            issues.append(error(
+                "BUNDLE_NOT_OBJECT", "",
+                f"the file holds a JSON {top}, but a bundle is a JSON object "
+                '({"schema_version": ..., "version_label": ..., "metadata": ..., "sparks": [...]})',
+            ))
+            break
+        if kind == "extra_forbidden":
+            field = str(loc[-1])
+            known = _model_at(loc[:-1])
+            hint = ""
+            if known is not None:
+                close = difflib.get_close_matches(field, known.model_fields.keys(), n=1, cutoff=0.6)
+                if close:
+                    hint = f"did you mean `{close[0]}`? "
+            issues.append(error(
+                "SCHEMA_UNKNOWN_FIELD", path,
+                f"unknown field `{field}`; {hint}remove it or fix its spelling",
+            ))
+        elif kind == "missing":
+            issues.append(error("SCHEMA_MISSING_FIELD", path, f"required field `{loc[-1]}` is missing; add it"))
+        elif loc == ("schema_version",) and kind == "value_error":
+            issues.append(error("SCHEMA_VERSION_UNSUPPORTED", path, str(err["ctx"]["error"])))
+        elif kind in _TYPE_ERRORS:
+            expected = _EXPECTED.get(kind, kind.replace("_type", ""))
+            issues.append(error(
+                "SCHEMA_WRONG_TYPE", path,
+                f"expected {expected}, got {_show(err.get('input'))}; change the value's type",
+            ))
+        else:
+            issues.append(error("SCHEMA_INVALID_VALUE", path, _value_message(err, loc)))
+    return issues
+
+
+def _value_message(err: dict, loc: tuple) -> str:
+    kind, got = err["type"], err.get("input")
+    field = str(loc[-1]) if loc else ""
+    if kind == "string_pattern_mismatch" and isinstance(got, str):
+        if field.endswith("slug"):
+            fixed = re.sub(r"[^a-z0-9]+", "-", got.lower()).strip("-")
+            suggestion = f", e.g. `{fixed}`" if fixed and re.fullmatch(SLUG_PATTERN, fixed) else ""
+            return (f"{_show(got)} is not a valid slug; use lowercase letters, digits and single "
+                    f"hyphens{suggestion}")
+        if field == "color":
+            return f"{_show(got)} is not a color; write it as #RRGGBB, e.g. `#6366F1`"
+    return f"{err['msg']}; got {_show(got)}"
+
+
+def _show(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _json_issue(err: dict, data: bytes) -> Issue:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        return error(
+            "FILE_NOT_UTF8", "",
+            f"byte {exc.start} (line {line}, column {column}) is not UTF-8; save the file as UTF-8",
+        )
+    detail = str(err.get("ctx", {}).get("error", err["msg"]))
+    hint = "the file ends too early (truncated?); " if "EOF" in detail else ""
+    return error("JSON_INVALID", "", f"not valid JSON: {detail}; {hint}fix the JSON syntax there")
+
+
+def _top_level_kind(data: bytes) -> str:
+    first = data.lstrip()[:1]
+    return {b"[": "array", b'"': "string"}.get(first, "number, boolean or null")
+
+
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    """The contract model found at ``loc`` inside a bundle (``('sparks', 3)`` -> SparkImport)."""
+    model: type[BaseModel] = ImportBundle
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        annotation = field.annotation
+        inner = getattr(annotation, "__args__", (annotation,))[0]
+        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+            return None
+        model = inner
+    return model
