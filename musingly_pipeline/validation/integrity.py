@@ -25,6 +25,7 @@ _SINGULAR = {
 # references in one bundle the rest are reported without a suggestion.
 _SUGGESTION_LIMIT = 25
 _CYCLE_LIMIT = 10
+_CYCLE_SHOWN = 12  # slugs of a cycle shown in its message
 
 
 def check_bundle(bundle: ImportBundle) -> list[Issue]:
@@ -138,8 +139,12 @@ def _links(rows: Sequence, name: str, kind: str, slugs: dict[str, int],
     slug_of = list(node)
     for cycle in find_cycles(len(slug_of), edges, limit=_CYCLE_LIMIT):
         row = edge_rows[cycle.back_edge]
-        names = [slug_of[n] for n in cycle.nodes]
-        loop = " -> ".join(f"`{s}`" for s in [*names, names[0]])
+        names = [f"`{slug_of[n]}`" for n in cycle.nodes]
+        names.append(names[0])
+        if len(names) > _CYCLE_SHOWN:  # a 100k-step cycle: show both ends, count the middle
+            hidden = len(names) - _CYCLE_SHOWN
+            names = [*names[:6], f"... {hidden} more ...", *names[-(_CYCLE_SHOWN - 6):]]
+        loop = " -> ".join(names)
         issues.append(error(
             "BUNDLE_CYCLE", f"{name}[{row}]",
             f"{name} form a cycle: {loop}; a prerequisite graph must be acyclic, "
