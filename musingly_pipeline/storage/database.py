@@ -126,3 +126,27 @@ def drop_database(server_url: str, dbname: str) -> None:
 
     with connect(server_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+
+
+DAGSTER_STORAGE_ENV = "MUSINGLY_DAGSTER_STORAGE_URL"
+DAGSTER_DATABASE = "dagster"
+
+
+def dagster_storage_url() -> str:
+    """A ``postgresql+psycopg2`` URL for Dagster's instance storage.
+
+    ``MUSINGLY_DAGSTER_STORAGE_URL`` if set; otherwise a ``dagster`` database (created if missing)
+    on the same server as the content database, kept apart from the content tables.
+    """
+    explicit = os.environ.get(DAGSTER_STORAGE_ENV, "").strip()
+    if explicit:
+        return explicit
+    url = database_url()
+    with connect(url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DAGSTER_DATABASE,)).fetchone()
+    if not exists:
+        try:
+            create_database(url, DAGSTER_DATABASE)
+        except psycopg.errors.DuplicateDatabase:
+            pass  # created by a concurrent process
+    return sqlalchemy_url(with_database(url, DAGSTER_DATABASE))

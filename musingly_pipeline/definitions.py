@@ -1,0 +1,19 @@
+"""The one Definitions object of the code location (loaded by workspace.yaml and `dagster -m`)."""
+
+import dagster as dg
+
+from musingly_pipeline.defs import bundles
+from musingly_pipeline.defs.resources import DataFolderResource, PostgresResource
+
+defs = dg.Definitions(
+    assets=[*bundles.assets],
+    asset_checks=[*bundles.asset_checks],
+    jobs=[*bundles.jobs],
+    sensors=[*bundles.sensors],
+    resources={
+        "postgres": PostgresResource(),
+        "data_folder": DataFolderResource(),
+    },
+    # Small runs: the in-process executor avoids seconds of subprocess start-up per step.
+    executor=dg.in_process_executor,
+)
