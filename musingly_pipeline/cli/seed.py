@@ -63,7 +63,8 @@ def _import(args) -> int:
     return EXIT_OK if result.ok else EXIT_FAILURE
 
 
-def print_import(result: FolderImport, verbose: bool = False, out=sys.stdout) -> None:
+def print_import(result: FolderImport, verbose: bool = False, out=None) -> None:
+    out = out or sys.stdout
     for item in result.items:
         if item.imported:
             what = f"unit {item.unit_id} ({'new' if item.created else 'updated'})" if item.unit_id else \
