@@ -24,6 +24,8 @@ class Category(str, Enum):
     uniqueness = "uniqueness"
     graph = "graph"
     content = "content"
+    package = "package"
+    storage = "storage"
 
 
 # code -> category. Codes are part of the interface: never rename one, add a new one instead.
@@ -49,6 +51,23 @@ CODES: dict[str, Category] = {
     "BUNDLE_ORPHAN_SPARK": Category.content,
     "BUNDLE_EMPTY_CONCEPT": Category.content,
     "BUNDLE_PUBLISHED_IN_UNPUBLISHED": Category.content,
+    # Seed units (shared/seeds/001): unit files and users.json.
+    "JSON_DUPLICATE_KEY": Category.schema,
+    "SEED_NOT_OBJECT": Category.schema,
+    "SEED_BAD_DATETIME": Category.schema,
+    "SEED_QUIZ_UNKNOWN_EXERCISE": Category.package,
+    "SEED_QUIZ_TOTAL_MISMATCH": Category.package,
+    "SEED_UNKNOWN_LEARNING_OBJECTIVE": Category.package,
+    "SEED_UNKNOWN_OPTION": Category.package,
+    "SEED_DUPLICATE_EXERCISE_ID": Category.package,
+    "SEED_FLOW_RUN_MISMATCH": Category.references,
+    "SEED_UNKNOWN_OWNER": Category.references,
+    "SEED_UNKNOWN_USER": Category.references,
+    "SEED_UNKNOWN_REFERENCE": Category.references,
+    "SEED_DUPLICATE_ID": Category.uniqueness,
+    "SEED_DUPLICATE_USER": Category.uniqueness,
+    "SEED_ID_CONFLICT": Category.storage,
+    "SEED_DATABASE_REJECTED": Category.storage,
 }
 
 

@@ -1,0 +1,90 @@
+"""The ``seed_units`` asset: the units and users of a seed folder, imported into PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from musingly_pipeline.seed_units.files import USERS_FILE, unit_paths
+from musingly_pipeline.seed_units.folder import import_folder, round_trip
+from musingly_pipeline.storage.database import PROJECT_ROOT, connect, database_url
+from musingly_pipeline.storage.seed_units import known_users
+from musingly_pipeline.validation.packages import validate_unit_file, validate_users
+from musingly_pipeline.validation.report import Issue, Severity, markdown_table
+
+
+class SeedDataResource(dg.ConfigurableResource):
+    """Where the seed folder is and which database it goes to (nothing connects until used)."""
+
+    directory: str = "data/seed_data"
+    database_url: str | None = None
+
+    def folder(self) -> Path:
+        path = Path(self.directory)
+        return path if path.is_absolute() else PROJECT_ROOT / path
+
+    def url(self) -> str:
+        return self.database_url or database_url()
+
+
+@dg.asset(group_name="seed_units", kinds={"postgres"})
+def seed_units(seed_data: SeedDataResource) -> dg.MaterializeResult:
+    """One row per unit in ``units`` (with its lessons, packages, flow history, resources and
+    conversations in their tables), imported from the seed folder; a broken unit fails alone."""
+    result = import_folder(seed_data.folder(), seed_data.url())
+    imported = [u for u in result.units if u.imported]
+    return dg.MaterializeResult(metadata={
+        "directory": str(result.directory),
+        "units_imported": len(imported),
+        "units_failed": len(result.units) - len(imported),
+        "units_new": sum(1 for u in imported if u.created),
+        "users_imported": result.users.counts.get("users", 0) if result.users and result.users.imported else 0,
+        "lessons": sum(u.counts.get("lessons", 0) for u in imported),
+        "issues": dg.MetadataValue.md(markdown_table(result.issues())),
+    })
+
+
+def _validation_issues(seed_data: SeedDataResource) -> list[Issue]:
+    folder = seed_data.folder()
+    issues: list[Issue] = []
+    users_path = folder / USERS_FILE
+    with connect(seed_data.url()) as conn:
+        known = known_users(conn)
+    if users_path.is_file():
+        users = validate_users(users_path.read_bytes(), source=str(users_path))
+        issues.extend(Issue(i.code, i.severity, f"{USERS_FILE}: {i.path}", i.message) for i in users.issues)
+        known = known | users.known
+    for path in unit_paths(folder):
+        for i in validate_unit_file(path, known).issues:
+            issues.append(Issue(i.code, i.severity, f"units/{path.name}: {i.path}", i.message))
+    return issues
+
+
+@dg.asset_check(asset=seed_units, blocking=True, description="Every seed file passes package validation.")
+def seed_units_package_validation(seed_data: SeedDataResource) -> dg.AssetCheckResult:
+    errors = [i for i in _validation_issues(seed_data) if i.severity is Severity.error]
+    return dg.AssetCheckResult(
+        passed=not errors,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"errors": len(errors), "issues": dg.MetadataValue.md(markdown_table(errors))},
+    )
+
+
+@dg.asset_check(
+    asset=seed_units,
+    description="Exporting what was imported reproduces every seed file byte for byte "
+                "(files not in the exporter's canonical form differ by design: a warning).",
+)
+def seed_units_round_trip(seed_data: SeedDataResource) -> dg.AssetCheckResult:
+    result = round_trip(seed_data.folder(), seed_data.url())
+    rows = "\n".join(f"- {d.describe()}" for d in result.differences[:50])
+    return dg.AssetCheckResult(
+        passed=result.exact,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "files_compared": result.compared,
+            "files_different": len(result.differences),
+            "differences": dg.MetadataValue.md(rows or "None: every file round-trips exactly."),
+        },
+    )

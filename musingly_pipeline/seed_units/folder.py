@@ -1,0 +1,255 @@
+"""Import a seed data folder, export units into one, and compare the two (the round trip).
+
+Import runs in one transaction with a savepoint per item: ``users.json`` first, then each unit file.
+A broken unit (invalid, or refused by the database) fails alone with its issues; the others are
+imported and committed. The CLI and the Dagster asset both call these functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from musingly_pipeline.seed_units.files import (
+    UNITS_DIR,
+    USERS_FILE,
+    encode,
+    unit_file_names,
+    unit_paths,
+    write_atomic,
+)
+from musingly_pipeline.storage.database import connect
+from musingly_pipeline.storage.migrations import ensure_migrated
+from musingly_pipeline.storage.seed_units import (
+    SeedImportFailed,
+    export_units,
+    export_users,
+    import_unit,
+    import_users,
+    known_users,
+    unit_titles,
+)
+from musingly_pipeline.validation.packages import parse_json, validate_unit_file, validate_users
+from musingly_pipeline.validation.report import Issue, Severity, error
+
+
+@dataclass
+class ItemResult:
+    """One file of the folder: imported or not, with its issues (``source`` is relative)."""
+
+    source: str
+    issues: list[Issue] = field(default_factory=list)
+    imported: bool = False
+    unit_id: str | None = None
+    title: str | None = None
+    created: bool | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity is Severity.error]
+
+
+@dataclass
+class FolderImport:
+    """What ``musingly seed import`` did with one folder."""
+
+    directory: str
+    users: ItemResult | None = None
+    units: list[ItemResult] = field(default_factory=list)
+
+    @property
+    def items(self) -> list[ItemResult]:
+        return ([self.users] if self.users else []) + self.units
+
+    @property
+    def failed(self) -> list[ItemResult]:
+        return [i for i in self.items if not i.imported]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def issues(self) -> list[Issue]:
+        """Every issue, its path prefixed with the file (``units/a.json: lessons[2].package``)."""
+        return [
+            Issue(i.code, i.severity, f"{item.source}: {i.path}" if i.path else item.source, i.message)
+            for item in self.items for i in item.issues
+        ]
+
+
+def import_folder(directory: str | Path, url: str | None = None) -> FolderImport:
+    """Import ``users.json`` and ``units/*.json`` of ``directory``; each unit fails or succeeds alone."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise NotADirectoryError(f"{directory} is not a folder; it should hold users.json and units/*.json")
+    ensure_migrated(url)
+    result = FolderImport(directory=str(directory))
+    with connect(url) as conn, conn.transaction():
+        users_path = directory / USERS_FILE
+        if users_path.is_file():
+            result.users = _import_users(conn, users_path)
+        known = known_users(conn)
+        seen: dict[str, str] = {}
+        for path in unit_paths(directory):
+            item = ItemResult(source=f"{UNITS_DIR}/{path.name}")
+            result.units.append(item)
+            validation = validate_unit_file(path, known)
+            item.issues.extend(validation.issues)
+            if validation.unit is None:
+                continue
+            item.title = validation.unit.title
+            unit_id = validation.unit.id
+            if unit_id is not None and unit_id in seen:
+                item.issues.append(error(
+                    "SEED_DUPLICATE_ID", "id",
+                    f"unit id {unit_id!r} is also the id of {seen[unit_id]}; give each unit file its own id",
+                ))
+                continue
+            try:
+                with conn.transaction():
+                    imported = import_unit(conn, validation.unit)
+            except SeedImportFailed as exc:
+                item.issues.extend(exc.issues)
+                continue
+            seen[imported.id] = item.source
+            item.imported, item.unit_id, item.created, item.counts = True, imported.id, imported.created, imported.counts
+    return result
+
+
+def _import_users(conn: psycopg.Connection, path: Path) -> ItemResult:
+    item = ItemResult(source=USERS_FILE)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        item.issues.append(error("FILE_UNREADABLE", "", f"cannot read {path}: {exc.strerror or exc}"))
+        return item
+    validation = validate_users(data, source=str(path))
+    item.issues.extend(validation.issues)
+    if not validation.valid:
+        return item
+    try:
+        with conn.transaction():
+            item.counts = {"users": import_users(conn, validation)}
+    except SeedImportFailed as exc:
+        item.issues.extend(exc.issues)
+        return item
+    item.imported = True
+    return item
+
+
+@dataclass
+class FolderExport:
+    directory: str
+    files: list[Path] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+
+def export_folder(
+    directory: str | Path,
+    url: str | None = None,
+    unit_ids: list[str] | None = None,
+    users: bool = False,
+) -> FolderExport:
+    """Write ``units/{title}.json`` for the given units (all when ``None``) and, with ``users``,
+    ``users.json``; each file is written atomically. Ids that are not in the database are listed in
+    ``missing`` and nothing is written for them."""
+    directory = Path(directory)
+    ensure_migrated(url)
+    result = FolderExport(directory=str(directory))
+    with connect(url) as conn:
+        # One snapshot for the whole export, so the files agree with each other.
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+        titles = unit_titles(conn, unit_ids)
+        if unit_ids is not None:
+            found = {unit_id for unit_id, _ in titles}
+            result.missing = [u for u in unit_ids if u not in found]
+        names = unit_file_names(titles)
+        for unit in export_units(conn, [unit_id for unit_id, _ in titles]):
+            path = directory / UNITS_DIR / names[unit.id]
+            write_atomic(path, encode(unit.document))
+            result.files.append(path)
+        if users:
+            path = directory / USERS_FILE
+            write_atomic(path, encode(export_users(conn)))
+            result.files.append(path)
+    return result
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A source file that export does not reproduce: where the bytes first differ."""
+
+    source: str
+    line: int
+    expected: str
+    actual: str
+
+    def describe(self) -> str:
+        return f"{self.source} line {self.line}: file has {self.expected!r}, export writes {self.actual!r}"
+
+
+@dataclass
+class RoundTrip:
+    compared: int = 0
+    differences: list[Difference] = field(default_factory=list)
+
+    @property
+    def exact(self) -> bool:
+        return not self.differences
+
+
+def round_trip(directory: str | Path, url: str | None = None) -> RoundTrip:
+    """Export every unit (and the users) of ``directory`` from the database and compare with the files.
+
+    Files that do not parse, or units without an id, cannot be compared and count as differences.
+    """
+    directory = Path(directory)
+    result = RoundTrip()
+    with connect(url) as conn:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+        users_path = directory / USERS_FILE
+        if users_path.is_file():
+            data = users_path.read_bytes()
+            document, _ = parse_json(data)
+            ids = [u.get("id") for u in document.get("users", [])] if isinstance(document, dict) else []
+            exported = export_users(conn)
+            wanted = set(ids)
+            exported = {"users": [u for u in exported["users"] if u["id"] in wanted]}
+            _compare(result, USERS_FILE, data, encode(exported))
+        for path in unit_paths(directory):
+            source = f"{UNITS_DIR}/{path.name}"
+            data = path.read_bytes()
+            document, _ = parse_json(data)
+            unit_id = document.get("id") if isinstance(document, dict) else None
+            if not isinstance(unit_id, str):
+                result.compared += 1
+                result.differences.append(Difference(source, 1, "a unit with an id", "nothing to compare"))
+                continue
+            exported = list(export_units(conn, [unit_id]))
+            _compare(result, source, data, encode(exported[0].document) if exported else b"")
+    return result
+
+
+def _compare(result: RoundTrip, source: str, expected: bytes, actual: bytes) -> None:
+    result.compared += 1
+    if expected == actual:
+        return
+    left, right = expected.decode("utf-8", "replace").split("\n"), actual.decode("utf-8", "replace").split("\n")
+    for number, (a, b) in enumerate(zip(left, right), start=1):
+        if a != b:
+            result.differences.append(Difference(source, number, a, b))
+            return
+    number = min(len(left), len(right)) + 1
+    result.differences.append(Difference(
+        source, number, _at(left, number), _at(right, number),
+    ))
+
+
+def _at(lines: list[Any], number: int) -> str:
+    return lines[number - 1] if number <= len(lines) else "<end of file>"
