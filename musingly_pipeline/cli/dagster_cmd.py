@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 from musingly_pipeline.cli.common import CommandError, add_command
 from musingly_pipeline.storage.database import DAGSTER_STORAGE_ENV, PROJECT_ROOT, dagster_storage_url
@@ -30,7 +32,9 @@ def register(commands) -> None:
 
 
 def _dagster(args) -> int:
-    executable = shutil.which("dagster")
+    # The dagster beside this interpreter (same virtual environment) first, then PATH.
+    beside = Path(sys.executable).with_name("dagster")
+    executable = str(beside) if beside.exists() else shutil.which("dagster")
     if executable is None:
         raise CommandError("the `dagster` command is not installed; pip install -e . installs it")
     if not args.args:
