@@ -30,7 +30,7 @@ from pathlib import Path
 import psycopg
 from psycopg.rows import dict_row
 
-from musingly_pipeline.contracts.bundle import ImportBundle
+from musingly_pipeline.contracts.bundle import ENTITY_KINDS, ImportBundle
 from musingly_pipeline.storage.content_hash import content_hash
 from musingly_pipeline.storage.database import connect, database_url
 from musingly_pipeline.storage.loader import TABLES, Progress, load_bundle
@@ -84,8 +84,18 @@ class SnapshotInfo:
     promoted_at: datetime | None
     archived_at: datetime | None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "entity_counts", _in_kind_order(self.entity_counts))
+
     def to_dict(self) -> dict:
         return {k: (str(v) if isinstance(v, uuid.UUID) else v) for k, v in self.__dict__.items()}
+
+
+def _in_kind_order(counts: dict[str, int] | None) -> dict[str, int] | None:
+    """jsonb keeps no key order; show counts in import order."""
+    if counts is None:
+        return None
+    return {k: counts[k] for k in (*ENTITY_KINDS, *sorted(set(counts) - set(ENTITY_KINDS))) if k in counts}
 
 
 @dataclass(frozen=True)
@@ -105,6 +115,9 @@ class ImportLog:
     error_message: str | None
     error_details: dict | None
     reused: bool
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "entity_counts", _in_kind_order(self.entity_counts))
 
     def to_dict(self) -> dict:
         return {k: (str(v) if isinstance(v, uuid.UUID) else v) for k, v in self.__dict__.items()}
@@ -444,7 +457,7 @@ def _import(conn: psycopg.Connection, bundle: ImportBundle, digest: str, current
         status = "promoted"
     return ImportResult(
         import_id=import_id, snapshot_id=snapshot_id, version_label=bundle.version_label, status=status,
-        entity_counts=dict(counts), reused=existing is not None, content_hash=digest, merged=merged,
+        entity_counts=_in_kind_order(counts), reused=existing is not None, content_hash=digest, merged=merged,
         source_file=source_file, seconds=time.perf_counter() - started, warnings=warnings)
 
 
