@@ -45,7 +45,7 @@ SHRINK_LIMIT = 0.5
 # Advisory lock namespace for "one import of this content hash at a time" (transaction lock).
 _HASH_LOCK_NAMESPACE = 1836413803
 # SQLSTATEs the lifecycle functions raise for a refused operation.
-_REFUSALS = {"P0001", "23514", "55000", "02000", "22023", "23505"}
+_REFUSALS = {"P0001", "P0002", "23514", "55000", "22023", "23505"}
 
 
 class BundleInvalid(Exception):
