@@ -1,0 +1,476 @@
+"""The snapshot lifecycle from Python: import, promote, roll back, list, clean up.
+
+Every function takes the database URL (``None``: :func:`database_url`), applies pending migrations
+first (so a fresh database needs no manual ``musingly db migrate``), marks the logs of importing
+processes that died as failed, and calls the SQL functions of ``0001_snapshot_store.sql``, which
+hold the lifecycle rules; Python adds validation, merging and COPY.
+
+An import runs as:
+
+1. ``start_import`` and ``update_import_status(..., 'importing')``, each committed, so the log
+   shows the attempt while it runs; the session holds the log's advisory lock meanwhile.
+2. One transaction: ``create_import_snapshot``, COPY of every table, ``finalize_import``. Nothing of
+   it is visible until it commits; a killed process leaves no rows, and its log is marked failed by
+   the next command (the lock is free).
+3. On error, the transaction rolls back and the log is marked failed with the error, separately.
+4. With ``promote=True``, ``promote_import`` in its own transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import psycopg
+from psycopg.rows import dict_row
+
+from musingly_pipeline.contracts.bundle import ENTITY_KINDS, ImportBundle
+from musingly_pipeline.storage.content_hash import content_hash
+from musingly_pipeline.storage.database import connect, database_url
+from musingly_pipeline.storage.loader import TABLES, Progress, load_bundle
+from musingly_pipeline.storage.merge import RemovalError, merge_bundles, parse_removal
+from musingly_pipeline.storage.migrations import ensure_migrated
+from musingly_pipeline.storage.projections import read_bundle_content
+from musingly_pipeline.validation import Issue, ValidationReport, validate_bundle, validate_bundle_file
+
+# A full import may not drop more than this share of the current snapshot's sparks without
+# allow_shrink: a hotfix bundle imported without --merge would otherwise wipe the content.
+SHRINK_LIMIT = 0.5
+# Advisory lock namespace for "one import of this content hash at a time" (transaction lock).
+_HASH_LOCK_NAMESPACE = 1836413803
+# SQLSTATEs the lifecycle functions raise for a refused operation.
+_REFUSALS = {"P0001", "P0002", "23514", "55000", "22023", "23505"}
+
+
+class BundleInvalid(Exception):
+    """The bundle (or the merged result) breaks a rule; ``report`` lists every issue."""
+
+    def __init__(self, report: ValidationReport):
+        errors = report.errors
+        first = f": {errors[0]}" if errors else ""
+        super().__init__(f"{report.file} is invalid ({len(errors)} error(s)){first}")
+        self.report = report
+
+
+class ImportRefused(Exception):
+    """The import was refused before loading (a shrink, a merge with nothing to merge onto ...)."""
+
+
+class SnapshotError(Exception):
+    """A lifecycle operation the database refused; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """One snapshot row."""
+
+    id: uuid.UUID
+    name: str
+    version_label: str
+    description: str | None
+    status: str
+    parent_id: uuid.UUID | None
+    previous_id: uuid.UUID | None
+    content_hash: str | None
+    entity_counts: dict[str, int]
+    created_at: datetime
+    ready_at: datetime | None
+    promoted_at: datetime | None
+    archived_at: datetime | None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "entity_counts", _in_kind_order(self.entity_counts))
+
+    def to_dict(self) -> dict:
+        return {k: (str(v) if isinstance(v, uuid.UUID) else v) for k, v in self.__dict__.items()}
+
+
+def _in_kind_order(counts: dict[str, int] | None) -> dict[str, int] | None:
+    """jsonb keeps no key order; show counts in import order."""
+    if counts is None:
+        return None
+    return {k: counts[k] for k in (*ENTITY_KINDS, *sorted(set(counts) - set(ENTITY_KINDS))) if k in counts}
+
+
+@dataclass(frozen=True)
+class ImportLog:
+    """One import_logs row: one import attempt."""
+
+    id: uuid.UUID
+    version_label: str
+    status: str
+    snapshot_id: uuid.UUID | None
+    source_system: str | None
+    source_version: str | None
+    source_file: str | None
+    started_at: datetime
+    completed_at: datetime | None
+    entity_counts: dict[str, int] | None
+    error_message: str | None
+    error_details: dict | None
+    reused: bool
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "entity_counts", _in_kind_order(self.entity_counts))
+
+    def to_dict(self) -> dict:
+        return {k: (str(v) if isinstance(v, uuid.UUID) else v) for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class ImportStats:
+    """``get_import_stats(days)``: imports per status and mean duration."""
+
+    days: int
+    total_imports: int
+    ready: int
+    promoted: int
+    failed: int
+    rolled_back: int
+    in_progress: int
+    avg_duration_seconds: float | None
+    last_import_at: datetime | None
+    last_success_at: datetime | None
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What an import did: the log row, the snapshot that holds the content, and its counts."""
+
+    import_id: uuid.UUID
+    snapshot_id: uuid.UUID
+    version_label: str
+    status: str  # 'ready' | 'promoted'
+    entity_counts: dict[str, int]
+    reused: bool  # same content as an existing ready/current snapshot: that one, no copy
+    content_hash: str
+    merged: bool = False
+    source_file: str | None = None
+    seconds: float = 0.0
+    warnings: tuple[Issue, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict:
+        return {
+            "import_id": str(self.import_id), "snapshot_id": str(self.snapshot_id),
+            "version_label": self.version_label, "status": self.status,
+            "entity_counts": dict(self.entity_counts), "reused": self.reused, "merged": self.merged,
+            "content_hash": self.content_hash, "source_file": self.source_file,
+            "seconds": round(self.seconds, 3), "warnings": [w.to_dict() for w in self.warnings],
+        }
+
+
+@contextmanager
+def session(url: str | None = None) -> Iterator[psycopg.Connection]:
+    """An autocommit connection to a migrated database whose stale imports have been failed."""
+    url = url or database_url()
+    ensure_migrated(url)
+    with connect(url, autocommit=True) as conn:
+        conn.execute("SELECT fail_stale_imports()")
+        yield conn
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """Turn the lifecycle functions' exceptions into :class:`SnapshotError` with their message."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        if exc.sqlstate in _REFUSALS or exc.sqlstate == "22P02":
+            diag = exc.diag.message_primary or str(exc)
+            raise SnapshotError(diag) from exc
+        raise
+
+
+def _uuid(value: uuid.UUID | str, what: str) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value).strip())
+    except ValueError:
+        raise SnapshotError(f"{what} {value!r} is not a UUID; copy it from `musingly imports` or `musingly snapshots`") from None
+
+
+_SELECT_SNAPSHOTS = ("SELECT id, name, version_label, description, status, parent_id, previous_id, content_hash, "
+                     "entity_counts, created_at, ready_at, promoted_at, archived_at FROM snapshots ")
+_SELECT_LOGS = ("SELECT id, version_label, status, snapshot_id, source_system, source_version, source_file, "
+                "started_at, completed_at, entity_counts, error_message, error_details, reused FROM import_logs ")
+
+
+def _snapshot(conn: psycopg.Connection, snapshot_id: uuid.UUID) -> SnapshotInfo | None:
+    row = conn.cursor(row_factory=dict_row).execute(
+        _SELECT_SNAPSHOTS + "WHERE id = %s", (snapshot_id,)).fetchone()
+    return SnapshotInfo(**row) if row else None
+
+
+def _current(conn: psycopg.Connection) -> SnapshotInfo | None:
+    row = conn.cursor(row_factory=dict_row).execute(
+        _SELECT_SNAPSHOTS + "WHERE status = 'current'").fetchone()
+    return SnapshotInfo(**row) if row else None
+
+
+# Lifecycle
+
+
+def current_snapshot(url: str | None = None) -> SnapshotInfo | None:
+    """The snapshot served to readers, or ``None`` before the first promotion."""
+    with session(url) as conn:
+        return _current(conn)
+
+
+def get_snapshot(url: str | None, snapshot_id: uuid.UUID | str) -> SnapshotInfo | None:
+    with session(url) as conn:
+        return _snapshot(conn, _uuid(snapshot_id, "snapshot id"))
+
+
+def list_snapshots(url: str | None = None) -> list[SnapshotInfo]:
+    """Every snapshot, newest first."""
+    with session(url) as conn:
+        rows = conn.cursor(row_factory=dict_row).execute(
+            _SELECT_SNAPSHOTS + "ORDER BY created_at DESC").fetchall()
+    return [SnapshotInfo(**r) for r in rows]
+
+
+def list_imports(url: str | None = None, status: str | None = None, limit: int = 50) -> list[ImportLog]:
+    """The newest ``limit`` import attempts, optionally only those with ``status``."""
+    with session(url) as conn:
+        rows = conn.cursor(row_factory=dict_row).execute(
+            _SELECT_LOGS + "WHERE %(status)s::text IS NULL OR status = %(status)s "
+            "ORDER BY started_at DESC LIMIT %(limit)s", {"status": status, "limit": limit}).fetchall()
+    return [ImportLog(**r) for r in rows]
+
+
+def import_stats(url: str | None = None, days: int = 30) -> ImportStats:
+    """``SELECT * FROM get_import_stats(days)``."""
+    with session(url) as conn:
+        row = conn.cursor(row_factory=dict_row).execute("SELECT * FROM get_import_stats(%s)", (days,)).fetchone()
+    avg = row.pop("avg_duration_seconds")
+    return ImportStats(days=days, avg_duration_seconds=None if avg is None else float(avg), **row)
+
+
+def promote(url: str | None = None, import_id: uuid.UUID | str | None = None, *, latest: bool = False) -> SnapshotInfo:
+    """Promote an import's ready snapshot to current (``latest``: the newest ready import's)."""
+    with session(url) as conn:
+        if import_id is None:
+            if not latest:
+                raise SnapshotError("name the import to promote (an IMPORT_ID from `musingly imports`) or use --latest")
+            row = conn.execute(
+                "SELECT l.id FROM import_logs l JOIN snapshots s ON s.id = l.snapshot_id "
+                "WHERE l.status = 'ready' AND s.status = 'ready' ORDER BY l.started_at DESC LIMIT 1").fetchone()
+            if row is None:
+                raise SnapshotError("no ready import to promote; import a bundle first (`musingly import FILE`)")
+            import_id = row[0]
+        with _refusals(), conn.transaction():
+            snapshot_id = conn.execute("SELECT promote_import(%s)", (_uuid(import_id, "import id"),)).fetchone()[0]
+        return _snapshot(conn, snapshot_id)
+
+
+def rollback(url: str | None = None, import_id: uuid.UUID | str | None = None) -> SnapshotInfo:
+    """Make the snapshot the current one replaced current again; returns it."""
+    with session(url) as conn:
+        key = None if import_id is None else _uuid(import_id, "import id")
+        with _refusals(), conn.transaction():
+            snapshot_id = conn.execute("SELECT rollback_import(%s)", (key,)).fetchone()[0]
+        return _snapshot(conn, snapshot_id)
+
+
+def delete_draft(url: str | None, snapshot_id: uuid.UUID | str) -> None:
+    """Delete a draft or ready (never promoted) snapshot and its rows."""
+    with session(url) as conn, _refusals(), conn.transaction():
+        conn.execute("SELECT delete_draft_snapshot(%s)", (_uuid(snapshot_id, "snapshot id"),))
+
+
+def cleanup(url: str | None, keep: int) -> int:
+    """Keep the ``keep`` most recently published snapshots; delete older archived ones; return how many."""
+    with session(url) as conn, _refusals(), conn.transaction():
+        return conn.execute("SELECT cleanup_old_snapshots(%s)", (keep,)).fetchone()[0]
+
+
+def snapshot_row_counts(url: str | None, snapshot_id: uuid.UUID | str) -> dict[str, int]:
+    """Rows per content table stored for the snapshot (keys as ``ImportBundle.counts()``)."""
+    from psycopg import sql
+
+    sid = _uuid(snapshot_id, "snapshot id")
+    query = sql.SQL(" UNION ALL ").join(
+        sql.SQL("SELECT {}, count(*) FROM {} WHERE snapshot_id = %(s)s").format(sql.Literal(name), sql.Identifier(name))
+        for name in TABLES)
+    with session(url) as conn:
+        return {name: n for name, n in conn.execute(query, {"s": sid}).fetchall()}
+
+
+def export_bundle(url: str | None, snapshot_id: uuid.UUID | str) -> ImportBundle:
+    """A snapshot's content as a bundle (its version label and name, synthetic metadata)."""
+    sid = _uuid(snapshot_id, "snapshot id")
+    with session(url) as conn:
+        info = _snapshot(conn, sid)
+        if info is None:
+            raise SnapshotError(f"snapshot {sid} does not exist; see `musingly snapshots`")
+        header = ImportBundle.model_validate({
+            "schema_version": "1.0.0", "version_label": info.version_label, "name": info.name,
+            "metadata": {"generated_at": info.created_at, "source_system": "musingly-export",
+                         "description": info.description}})
+        with conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            return read_bundle_content(conn, sid, header)
+
+
+# Import
+
+
+def import_bundle_file(url: str | None, path: str | Path, **options) -> ImportResult:
+    """Validate the file (every rule) and import it; see :func:`import_bundle` for the options.
+
+    Raises :class:`BundleInvalid` with the report when the file breaks a rule.
+    """
+    checked = validate_bundle_file(path)
+    if not checked.valid:
+        raise BundleInvalid(checked.report)
+    options.setdefault("source_file", str(path))
+    return import_bundle(url, checked.bundle, validated=True, warnings=tuple(checked.report.warnings), **options)
+
+
+def import_bundle(
+    url: str | None,
+    bundle: ImportBundle,
+    *,
+    source_file: str | None = None,
+    promote: bool = False,
+    merge: bool = False,
+    remove: Iterable[str | tuple[str, str]] = (),
+    allow_shrink: bool = False,
+    force: bool = False,
+    progress: Progress | None = None,
+    validated: bool = False,
+    warnings: tuple[Issue, ...] = (),
+    created_by: str | None = None,
+) -> ImportResult:
+    """Import ``bundle`` as a new ready snapshot (and promote it with ``promote``).
+
+    * ``merge``: the new snapshot is the current one with the bundle's rows replacing or adding by
+      slug, minus ``remove`` (``"sparks:old-slug"``, ``"spark_links:a->b"``); the merged content is
+      validated with every rule.
+    * A full import that keeps less than half of the current snapshot's sparks raises
+      :class:`ImportRefused` unless ``allow_shrink``.
+    * Content equal (by :func:`content_hash`) to a ready or current snapshot reuses that snapshot
+      (``reused=True``) unless ``force``.
+    * ``validated``: the caller already ran every rule on ``bundle`` (skips a second pass).
+    """
+    started = time.perf_counter()
+    removals = [r if isinstance(r, tuple) else _parse_removal(r) for r in remove]
+    if removals and not merge:
+        raise ImportRefused("removing rows only makes sense with --merge (a full import replaces everything)")
+    with session(url) as conn:
+        current = _current(conn)
+        if merge:
+            if current is None:
+                raise ImportRefused("there is no current snapshot to merge onto; import a full bundle first (without --merge)")
+            if progress:
+                progress("reading current snapshot", 0, 0)
+            with conn.transaction():
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                base = read_bundle_content(conn, current.id, bundle)
+            try:
+                bundle = merge_bundles(base, bundle, removals)
+            except RemovalError as exc:
+                raise ImportRefused(str(exc)) from None
+            label = f"{source_file or bundle.version_label} merged onto {current.version_label}"
+            report = validate_bundle(bundle, file=label)
+            if not report.valid:
+                raise BundleInvalid(report)
+            warnings = tuple(report.warnings)
+        else:
+            if not validated:
+                report = validate_bundle(bundle, file=source_file or bundle.version_label)
+                if not report.valid:
+                    raise BundleInvalid(report)
+                warnings = tuple(report.warnings)
+            if current is not None and not allow_shrink:
+                _refuse_shrink(current, bundle)
+        if progress:
+            progress("hashing", 0, 0)
+        digest = content_hash(bundle)
+        return _import(conn, bundle, digest, current, started=started, source_file=source_file,
+                       promote=promote, merged=merge, force=force, progress=progress,
+                       warnings=warnings, created_by=created_by)
+
+
+def _parse_removal(text: str) -> tuple[str, str]:
+    try:
+        return parse_removal(text)
+    except RemovalError as exc:
+        raise ImportRefused(str(exc)) from None
+
+
+def _refuse_shrink(current: SnapshotInfo, bundle: ImportBundle) -> None:
+    before = int(current.entity_counts.get("sparks", 0))
+    after = len(bundle.sparks)
+    if before and after < before * SHRINK_LIMIT:
+        raise ImportRefused(
+            f"this bundle has {after} spark(s) but the current snapshot {current.version_label} has {before}: "
+            f"a full import would remove {before - after} of them (more than half). If it is an incremental "
+            "bundle, import it with --merge; to replace the content anyway, use --allow-shrink")
+
+
+def _import(conn: psycopg.Connection, bundle: ImportBundle, digest: str, current: SnapshotInfo | None, *,
+            started: float, source_file: str | None, promote: bool, merged: bool, force: bool,
+            progress: Progress | None, warnings: tuple[Issue, ...], created_by: str | None) -> ImportResult:
+    meta = bundle.metadata
+    import_id = conn.execute("SELECT start_import(%s, %s, %s, %s)",
+                             (bundle.version_label, meta.source_system, meta.source_version, created_by)).fetchone()[0]
+    try:
+        conn.execute("UPDATE import_logs SET source_file = %s WHERE id = %s", (source_file, import_id))
+        conn.execute("SELECT update_import_status(%s, 'importing')", (import_id,))
+        with conn.transaction():
+            # Two imports of the same content wait for each other, so the second finds the first's
+            # snapshot instead of making a copy.
+            conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_HASH_LOCK_NAMESPACE, digest))
+            existing = None if force else conn.execute(
+                "SELECT id, entity_counts FROM snapshots WHERE content_hash = %s AND status IN ('ready', 'current') "
+                "ORDER BY (status = 'current') DESC, created_at DESC LIMIT 1", (digest,)).fetchone()
+            if existing is not None:
+                snapshot_id, counts = existing
+                conn.execute("UPDATE import_logs SET reused = true WHERE id = %s", (import_id,))
+                conn.execute("SELECT update_import_status(%s, 'ready', %s, %s)",
+                             (import_id, snapshot_id, json.dumps(counts)))
+            else:
+                snapshot_id = conn.execute(
+                    "SELECT create_import_snapshot(%s, %s, %s, %s, %s)",
+                    (bundle.name, bundle.version_label, meta.description, current.id if current else None, digest),
+                ).fetchone()[0]
+                counts = load_bundle(conn, snapshot_id, bundle, progress)
+                conn.execute("SELECT finalize_import(%s, %s, %s)", (import_id, snapshot_id, json.dumps(counts)))
+    except BaseException as exc:
+        _mark_failed(conn, import_id, exc)
+        raise
+    status = "ready"
+    if promote:
+        with _refusals(), conn.transaction():
+            conn.execute("SELECT promote_import(%s, %s)", (import_id, snapshot_id))
+        status = "promoted"
+    return ImportResult(
+        import_id=import_id, snapshot_id=snapshot_id, version_label=bundle.version_label, status=status,
+        entity_counts=_in_kind_order(counts), reused=existing is not None, content_hash=digest, merged=merged,
+        source_file=source_file, seconds=time.perf_counter() - started, warnings=warnings)
+
+
+def _mark_failed(conn: psycopg.Connection, import_id: uuid.UUID, exc: BaseException) -> None:
+    """Record the failure on the log row, in its own transaction (the load already rolled back)."""
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    details = {"type": type(exc).__name__}
+    if isinstance(exc, psycopg.Error):
+        details.update(sqlstate=exc.sqlstate, detail=exc.diag.message_detail, context=exc.diag.context)
+    try:
+        if conn.closed or conn.broken:
+            return  # the next command's fail_stale_imports() records it
+        conn.execute("SELECT update_import_status(%s, 'failed', NULL, NULL, %s, %s)",
+                     (import_id, json.dumps(details), message))
+    except psycopg.Error:
+        pass

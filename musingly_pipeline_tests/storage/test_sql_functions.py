@@ -1,0 +1,128 @@
+"""The guide's database functions called from SQL, and the invariants PostgreSQL enforces itself."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import psycopg
+import pytest
+
+from musingly_pipeline.storage import snapshots as store
+from musingly_pipeline.storage.database import connect
+from musingly_pipeline.storage.migrations import ensure_migrated
+from musingly_pipeline_tests.storage.helpers import EXAMPLE, bundle, variant
+
+
+@pytest.fixture
+def url(make_database) -> str:
+    url = make_database()
+    ensure_migrated(url)
+    return url
+
+
+def _one(conn, query, params=()):
+    return conn.execute(query, params).fetchone()[0]
+
+
+def test_the_guides_flow_in_plain_sql(url):
+    with connect(url, autocommit=True) as conn:
+        sid = _one(conn, "SELECT create_import_snapshot('Hand made', 'v1', 'typed in psql')")
+        iid = _one(conn, "SELECT start_import('v1', 'psql', '16', 'alice')")
+        conn.execute("SELECT update_import_status(%s, 'importing', %s)", (iid, sid))
+        did = uuid.uuid4()
+        conn.execute("INSERT INTO domains (snapshot_id, id, name, slug) VALUES (%s, %s, 'D', 'd')", (sid, did))
+        conn.execute("INSERT INTO sparks (snapshot_id, id, title, slug, content_md, difficulty_level, "
+                     "estimated_minutes) VALUES (%s, %s, 'S', 's', 'body', 'beginner', 5)", (sid, uuid.uuid4()))
+        conn.execute("SELECT finalize_import(%s, %s, '{\"domains\": 1, \"sparks\": 1}')", (iid, sid))
+        assert _one(conn, "SELECT status FROM snapshots WHERE id = %s", (sid,)) == "ready"
+        assert _one(conn, "SELECT promote_import(%s, %s)", (iid, sid)) == sid
+        assert _one(conn, "SELECT count(*) FROM current_sparks") == 1
+
+        sid2 = _one(conn, "SELECT create_import_snapshot('Second', 'v2')")
+        assert _one(conn, "SELECT parent_id FROM snapshots WHERE id = %s", (sid2,)) == sid
+        iid2 = _one(conn, "SELECT start_import('v2', 'psql')")
+        conn.execute("SELECT finalize_import(%s, %s, '{}')", (iid2, sid2))
+        conn.execute("SELECT promote_import(%s, %s)", (iid2, sid2))
+        assert _one(conn, "SELECT rollback_import(%s)", (iid2,)) == sid
+        assert _one(conn, "SELECT status FROM import_logs WHERE id = %s", (iid2,)) == "rolled_back"
+        assert _one(conn, "SELECT count(*) FROM current_sparks") == 1
+
+        sid3 = _one(conn, "SELECT create_import_snapshot('Third', 'v3')")
+        conn.execute("SELECT delete_draft_snapshot(%s)", (sid3,))
+        assert _one(conn, "SELECT count(*) FROM snapshots WHERE id = %s", (sid3,)) == 0
+        assert _one(conn, "SELECT cleanup_old_snapshots(1)") == 1  # v2, archived
+        stats = conn.execute("SELECT total_imports, promoted, rolled_back FROM get_import_stats(30)").fetchone()
+        assert stats == (2, 1, 1)
+        conn.execute("SELECT update_import_status(start_import('v4'), 'failed', NULL, NULL, NULL, 'boom')")
+        assert _one(conn, "SELECT error_message FROM import_logs WHERE status = 'failed'") == "boom"
+
+
+def test_at_most_one_current_snapshot(url):
+    a = store.import_bundle(url, bundle("a"), promote=True)
+    b = store.import_bundle(url, variant("b", "b"))
+    with connect(url) as conn, pytest.raises(psycopg.errors.UniqueViolation):
+        conn.execute("UPDATE snapshots SET status = 'current' WHERE id = %s", (b.snapshot_id,))
+    assert store.current_snapshot(url).id == a.snapshot_id
+
+
+def test_only_a_ready_snapshot_can_be_promoted(url):
+    with connect(url, autocommit=True) as conn:
+        sid = _one(conn, "SELECT create_import_snapshot('x', 'x')")
+        iid = _one(conn, "SELECT start_import('x')")
+        conn.execute("SELECT update_import_status(%s, 'importing', %s)", (iid, sid))
+        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
+            conn.execute("SELECT promote_import(%s, %s)", (iid, sid))
+        with pytest.raises(psycopg.errors.CheckViolation, match="only a ready snapshot"):
+            conn.execute("UPDATE snapshots SET status = 'current' WHERE id = %s", (sid,))
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute("UPDATE snapshots SET status = 'published' WHERE id = %s", (sid,))
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute("UPDATE import_logs SET status = 'done' WHERE id = %s", (iid,))
+
+
+def test_an_archived_snapshot_comes_back_only_through_rollback(url):
+    a = store.import_bundle(url, bundle("a"), promote=True)
+    store.import_bundle(url, variant("b", "b"), promote=True)
+    with connect(url) as conn, pytest.raises(psycopg.errors.CheckViolation):
+        conn.execute("UPDATE snapshots SET status = 'current' WHERE id = %s", (a.snapshot_id,))
+    with pytest.raises(store.SnapshotError, match="not ready"):
+        store.promote(url, a.import_id)
+
+
+def test_the_current_snapshot_cannot_be_deleted(url):
+    a = store.import_bundle_file(url, EXAMPLE, promote=True)
+    with connect(url) as conn, pytest.raises(psycopg.errors.CheckViolation, match="cannot be deleted"):
+        conn.execute("DELETE FROM snapshots WHERE id = %s", (a.snapshot_id,))
+    with pytest.raises(store.SnapshotError):
+        store.delete_draft(url, a.snapshot_id)
+    assert store.snapshot_row_counts(url, a.snapshot_id)["sparks"] == 4
+
+
+def test_references_cannot_leave_their_snapshot(url):
+    a = store.import_bundle_file(url, EXAMPLE)
+    b = store.import_bundle(url, variant("b", "b"))
+    with connect(url) as conn:
+        concept, spark = conn.execute(
+            "SELECT c.id, p.id FROM concepts c, sparks p WHERE c.snapshot_id = %s AND p.snapshot_id = %s "
+            "LIMIT 1", (a.snapshot_id, a.snapshot_id)).fetchone()
+        # the same ids exist in snapshot b (ids follow slugs); a row of a new snapshot pointing at them fails
+        sid = _one(conn, "SELECT create_import_snapshot('c', 'c')")
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            conn.execute("INSERT INTO concept_sparks (snapshot_id, concept_id, spark_id) VALUES (%s, %s, %s)",
+                         (sid, concept, spark))
+    assert b.snapshot_id != a.snapshot_id
+
+
+def test_stale_importing_log_is_failed_by_the_next_command(url):
+    # A session starts an import and disappears without finishing (its connection closes).
+    conn = connect(url, autocommit=True)
+    iid = _one(conn, "SELECT start_import('ghost')")
+    conn.execute("SELECT update_import_status(%s, 'importing')", (iid,))
+    [log] = store.list_imports(url)
+    assert log.status == "importing"  # its session is alive: not stale
+    conn.close()
+    deadline = time.monotonic() + 10  # the server notices the closed socket almost at once
+    while (log := store.list_imports(url)[0]).status == "importing" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert log.status == "failed" and "ended before finishing" in log.error_message
