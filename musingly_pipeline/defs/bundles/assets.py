@@ -4,7 +4,6 @@ Each asset is one partition per bundle file. The assets call domain functions an
 as metadata; the data that flows between them is small (a staged file reference, an import result).
 """
 
-from __future__ import annotations
 
 from dataclasses import dataclass
 

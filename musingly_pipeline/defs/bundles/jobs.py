@@ -1,17 +1,14 @@
 """Jobs with typed config, so import, promote, rollback and cleanup are buttons in the launchpad."""
 
-from __future__ import annotations
 
 import dagster as dg
 
-from musingly_pipeline.defs.bundles.partitions import bundle_partitions
 from musingly_pipeline.defs.resources import PostgresResource
 from musingly_pipeline.storage import snapshots
 
 import_bundle_job = dg.define_asset_job(
     "import_bundle",
     selection=dg.AssetSelection.groups("bundles"),
-    partitions_def=bundle_partitions,
     description="Stage, validate and import one bundle file as a draft snapshot "
     "(promoted only with promoted_snapshot config promote: true).",
 )

@@ -1,6 +1,5 @@
 """bundle_inbox_sensor: each new or changed, finished `*.json` in the inbox imports itself."""
 
-from __future__ import annotations
 
 import json
 
