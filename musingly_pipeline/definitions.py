@@ -2,17 +2,18 @@
 
 import dagster as dg
 
-from musingly_pipeline.defs import bundles
+from musingly_pipeline.defs import bundles, seed_units
 from musingly_pipeline.defs.resources import DataFolderResource, PostgresResource
 
 defs = dg.Definitions(
-    assets=[*bundles.assets],
-    asset_checks=[*bundles.asset_checks],
+    assets=[*bundles.assets, *seed_units.assets],
+    asset_checks=[*bundles.asset_checks, *seed_units.asset_checks],
     jobs=[*bundles.jobs],
     sensors=[*bundles.sensors],
     resources={
         "postgres": PostgresResource(),
         "data_folder": DataFolderResource(),
+        **seed_units.resources,
     },
     # Small runs: the in-process executor avoids seconds of subprocess start-up per step.
     executor=dg.in_process_executor,

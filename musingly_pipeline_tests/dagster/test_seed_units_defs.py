@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from musingly_pipeline.defs.resources import PostgresResource
 from musingly_pipeline.defs.seed_units import SeedDataResource, asset_checks, assets
 from musingly_pipeline.seed_units.files import UNITS_DIR, encode
 from musingly_pipeline.seed_units.synthetic import synthetic_unit
@@ -17,7 +18,7 @@ SEED_DATA = Path(__file__).resolve().parents[2] / "data" / "seed_data"
 def run(directory: Path, url: str) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [*assets, *asset_checks],
-        resources={"seed_data": SeedDataResource(directory=str(directory), database_url=url)},
+        resources={"seed_data": SeedDataResource(directory=str(directory)), "postgres": PostgresResource(url=url)},
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
     )

@@ -1,6 +1,6 @@
 """The ``seed_units`` asset: the units and users of a seed folder, imported into PostgreSQL."""
 
-from __future__ import annotations
+
 
 from pathlib import Path
 
@@ -8,31 +8,28 @@ import dagster as dg
 
 from musingly_pipeline.seed_units.files import USERS_FILE, unit_paths
 from musingly_pipeline.seed_units.folder import import_folder, round_trip
-from musingly_pipeline.storage.database import PROJECT_ROOT, connect, database_url
+from musingly_pipeline.defs.resources import PostgresResource
+from musingly_pipeline.storage.database import PROJECT_ROOT, connect
 from musingly_pipeline.storage.seed_units import known_users
 from musingly_pipeline.validation.packages import validate_unit_file, validate_users
 from musingly_pipeline.validation.report import Issue, Severity, markdown_table
 
 
 class SeedDataResource(dg.ConfigurableResource):
-    """Where the seed folder is and which database it goes to (nothing connects until used)."""
+    """Where the seed folder is (relative paths are from the project folder)."""
 
     directory: str = "data/seed_data"
-    database_url: str | None = None
 
     def folder(self) -> Path:
         path = Path(self.directory)
         return path if path.is_absolute() else PROJECT_ROOT / path
 
-    def url(self) -> str:
-        return self.database_url or database_url()
-
 
 @dg.asset(group_name="seed_units", kinds={"postgres"})
-def seed_units(seed_data: SeedDataResource) -> dg.MaterializeResult:
+def seed_units(seed_data: SeedDataResource, postgres: PostgresResource) -> dg.MaterializeResult:
     """One row per unit in ``units`` (with its lessons, packages, flow history, resources and
     conversations in their tables), imported from the seed folder; a broken unit fails alone."""
-    result = import_folder(seed_data.folder(), seed_data.url())
+    result = import_folder(seed_data.folder(), postgres.get_url())
     imported = [u for u in result.units if u.imported]
     return dg.MaterializeResult(metadata={
         "directory": str(result.directory),
@@ -45,11 +42,11 @@ def seed_units(seed_data: SeedDataResource) -> dg.MaterializeResult:
     })
 
 
-def _validation_issues(seed_data: SeedDataResource) -> list[Issue]:
+def _validation_issues(seed_data: SeedDataResource, url: str) -> list[Issue]:
     folder = seed_data.folder()
     issues: list[Issue] = []
     users_path = folder / USERS_FILE
-    with connect(seed_data.url()) as conn:
+    with connect(url) as conn:
         known = known_users(conn)
     if users_path.is_file():
         users = validate_users(users_path.read_bytes(), source=str(users_path))
@@ -62,8 +59,8 @@ def _validation_issues(seed_data: SeedDataResource) -> list[Issue]:
 
 
 @dg.asset_check(asset=seed_units, blocking=True, description="Every seed file passes package validation.")
-def seed_units_package_validation(seed_data: SeedDataResource) -> dg.AssetCheckResult:
-    errors = [i for i in _validation_issues(seed_data) if i.severity is Severity.error]
+def seed_units_package_validation(seed_data: SeedDataResource, postgres: PostgresResource) -> dg.AssetCheckResult:
+    errors = [i for i in _validation_issues(seed_data, postgres.get_url()) if i.severity is Severity.error]
     return dg.AssetCheckResult(
         passed=not errors,
         severity=dg.AssetCheckSeverity.ERROR,
@@ -76,8 +73,8 @@ def seed_units_package_validation(seed_data: SeedDataResource) -> dg.AssetCheckR
     description="Exporting what was imported reproduces every seed file byte for byte "
                 "(files not in the exporter's canonical form differ by design: a warning).",
 )
-def seed_units_round_trip(seed_data: SeedDataResource) -> dg.AssetCheckResult:
-    result = round_trip(seed_data.folder(), seed_data.url())
+def seed_units_round_trip(seed_data: SeedDataResource, postgres: PostgresResource) -> dg.AssetCheckResult:
+    result = round_trip(seed_data.folder(), postgres.get_url())
     rows = "\n".join(f"- {d.describe()}" for d in result.differences[:50])
     return dg.AssetCheckResult(
         passed=result.exact,
