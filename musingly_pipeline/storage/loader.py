@@ -131,3 +131,73 @@ def load_bundle(conn: psycopg.Connection, snapshot_id: uuid.UUID, bundle: Import
             total = len(getattr(bundle, kind))
             counts[kind] = copy_rows(cursor, TABLES[kind], rows[kind], total=total, progress=progress) if total else 0
     return counts
+
+
+# Per table, the columns that identify a row within a snapshot: what a merge compares by key.
+KEY_COLUMNS: dict[str, tuple[str, ...]] = {
+    "domains": ("id",), "trails": ("id",), "concepts": ("id",), "sparks": ("id",), "beacons": ("id",),
+    "concept_sparks": ("concept_id", "spark_id"), "spark_beacons": ("spark_id", "beacon_id"),
+    "spark_links": ("source_id", "target_id"), "concept_links": ("source_id", "target_id"),
+}
+_KEY_KINDS = {
+    "concept_sparks": ("concepts", "sparks"), "spark_beacons": ("sparks", "beacons"),
+    "spark_links": ("sparks", "sparks"), "concept_links": ("concepts", "concepts"),
+}
+
+
+def _key_ids(kind: str, key: str) -> tuple[uuid.UUID, ...]:
+    """A projection key (``slug``, ``a -> b``, ``a / b``) as the table's key columns."""
+    if kind in _KEY_KINDS:
+        left, _, right = key.partition(" -> " if kind.endswith("_links") else " / ")
+        return entity_id(_KEY_KINDS[kind][0], left), entity_id(_KEY_KINDS[kind][1], right)
+    return (entity_id(kind, key),)
+
+
+def copy_unchanged(cursor: psycopg.Cursor, table: Table, snapshot_id: uuid.UUID, base_id: uuid.UUID,
+                   excluded: set[str]) -> int:
+    """INSERT ... SELECT the base snapshot's rows of ``table`` into ``snapshot_id``, except ``excluded``
+    (projection keys); returns how many rows were copied. The rows never leave the server."""
+    keys = KEY_COLUMNS[table.name]
+    arrays = list(zip(*(_key_ids(table.name, k) for k in excluded))) or [() for _ in keys]
+    unnest = sql.SQL(", ").join(sql.SQL("%s::uuid[]") for _ in keys)
+    names = sql.SQL(", ").join(sql.Identifier(f"k{i}") for i in range(len(keys)))
+    statement = sql.SQL(
+        "INSERT INTO {t} ({cols}) SELECT %s, {rest} FROM {t} WHERE snapshot_id = %s "
+        "AND ({key}) NOT IN (SELECT {names} FROM unnest({unnest}) AS u({names}))").format(
+        t=sql.Identifier(table.name), cols=sql.SQL(", ").join(map(sql.Identifier, table.columns)),
+        rest=sql.SQL(", ").join(map(sql.Identifier, table.columns[1:])),
+        key=sql.SQL(", ").join(map(sql.Identifier, keys)), names=names, unnest=unnest)
+    cursor.execute(statement, (snapshot_id, base_id, *(list(a) for a in arrays)))
+    return cursor.rowcount
+
+
+def load_merged_bundle(conn: psycopg.Connection, snapshot_id: uuid.UUID, merged: ImportBundle,
+                       base_id: uuid.UUID, base: ImportBundle, patch: ImportBundle,
+                       progress: Progress | None = None) -> dict[str, int]:
+    """Load ``merged`` (``base`` with ``patch`` applied) into ``snapshot_id``; returns rows per table.
+
+    The rows ``merged`` keeps from ``base`` unchanged are copied inside the database from snapshot
+    ``base_id`` (which holds ``base``); only the patch's rows are sent with COPY. Raises
+    ``RuntimeError`` (the caller rolls back) if the counts do not add up to ``merged``'s.
+    """
+    from musingly_pipeline.storage.projections import row_key
+
+    ids = entity_ids(merged)
+    counts: dict[str, int] = {}
+    with conn.cursor() as cursor:
+        for kind in ENTITY_KINDS:
+            patched = {row_key(kind, r) for r in getattr(patch, kind)}
+            rows = getattr(merged, kind)
+            sent = [r for r in rows if row_key(kind, r) in patched]
+            kept = {row_key(kind, r) for r in rows} - patched
+            excluded = {row_key(kind, r) for r in getattr(base, kind)} - kept
+            n = copy_unchanged(cursor, TABLES[kind], snapshot_id, base_id, excluded)
+            if sent:
+                sub = merged.model_copy(update={k: (sent if k == kind else []) for k in ENTITY_KINDS})
+                n += copy_rows(cursor, TABLES[kind], table_rows(sub, snapshot_id, ids)[kind])
+            if n != len(rows):
+                raise RuntimeError(f"merge loaded {n} {kind} rows, expected {len(rows)}; nothing was kept")
+            if progress is not None:
+                progress(kind, n, len(rows))
+            counts[kind] = n
+    return counts

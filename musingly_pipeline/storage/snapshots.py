@@ -33,7 +33,7 @@ from psycopg.rows import dict_row
 from musingly_pipeline.contracts.bundle import ENTITY_KINDS, ImportBundle
 from musingly_pipeline.storage.content_hash import content_hash
 from musingly_pipeline.storage.database import connect, database_url
-from musingly_pipeline.storage.loader import TABLES, Progress, load_bundle
+from musingly_pipeline.storage.loader import TABLES, Progress, load_bundle, load_merged_bundle
 from musingly_pipeline.storage.merge import RemovalError, merge_bundles, parse_removal
 from musingly_pipeline.storage.migrations import ensure_migrated
 from musingly_pipeline.storage.projections import read_bundle_content
@@ -377,8 +377,9 @@ def import_bundle(
             with conn.transaction():
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 base = read_bundle_content(conn, current.id, bundle)
+            patch = bundle
             try:
-                bundle = merge_bundles(base, bundle, removals)
+                bundle = merge_bundles(base, patch, removals)
             except RemovalError as exc:
                 raise ImportRefused(str(exc)) from None
             label = f"{source_file or bundle.version_label} merged onto {current.version_label}"
@@ -399,7 +400,8 @@ def import_bundle(
         digest = content_hash(bundle)
         return _import(conn, bundle, digest, current, started=started, source_file=source_file,
                        promote=promote, merged=merge, force=force, progress=progress,
-                       warnings=warnings, created_by=created_by)
+                       warnings=warnings, created_by=created_by,
+                       merge_source=(base, patch) if merge else None)
 
 
 def _parse_removal(text: str) -> tuple[str, str]:
@@ -421,7 +423,10 @@ def _refuse_shrink(current: SnapshotInfo, bundle: ImportBundle) -> None:
 
 def _import(conn: psycopg.Connection, bundle: ImportBundle, digest: str, current: SnapshotInfo | None, *,
             started: float, source_file: str | None, promote: bool, merged: bool, force: bool,
-            progress: Progress | None, warnings: tuple[Issue, ...], created_by: str | None) -> ImportResult:
+            progress: Progress | None, warnings: tuple[Issue, ...], created_by: str | None,
+            merge_source: tuple[ImportBundle, ImportBundle] | None = None) -> ImportResult:
+    """``merge_source``: (base, patch) of a merge, base being ``current``'s content; the rows kept
+    from it are copied inside the database instead of being sent again."""
     meta = bundle.metadata
     import_id = conn.execute("SELECT start_import(%s, %s, %s, %s)",
                              (bundle.version_label, meta.source_system, meta.source_version, created_by)).fetchone()[0]
@@ -445,7 +450,11 @@ def _import(conn: psycopg.Connection, bundle: ImportBundle, digest: str, current
                     "SELECT create_import_snapshot(%s, %s, %s, %s, %s)",
                     (bundle.name, bundle.version_label, meta.description, current.id if current else None, digest),
                 ).fetchone()[0]
-                counts = load_bundle(conn, snapshot_id, bundle, progress)
+                if merge_source is not None:
+                    base, patch = merge_source
+                    counts = load_merged_bundle(conn, snapshot_id, bundle, current.id, base, patch, progress)
+                else:
+                    counts = load_bundle(conn, snapshot_id, bundle, progress)
                 conn.execute("SELECT finalize_import(%s, %s, %s)", (import_id, snapshot_id, json.dumps(counts)))
     except BaseException as exc:
         _mark_failed(conn, import_id, exc)
