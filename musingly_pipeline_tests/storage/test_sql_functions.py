@@ -114,6 +114,24 @@ def test_references_cannot_leave_their_snapshot(url):
     assert b.snapshot_id != a.snapshot_id
 
 
+def test_referenced_rows_and_snapshots_cannot_be_deleted_from_under_their_references(url):
+    a = store.import_bundle_file(url, EXAMPLE)
+    with connect(url) as conn:
+        with pytest.raises(psycopg.errors.ForeignKeyViolation, match="still referred to"):
+            conn.execute("DELETE FROM sparks WHERE snapshot_id = %s", (a.snapshot_id,))
+        conn.rollback()
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            conn.execute("UPDATE concepts SET id = gen_random_uuid() WHERE snapshot_id = %s", (a.snapshot_id,))
+        conn.rollback()
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            conn.execute("INSERT INTO sparks (snapshot_id, id, title, slug, content_md, difficulty_level, "
+                         "estimated_minutes) VALUES (gen_random_uuid(), gen_random_uuid(), 't', 't', 'x', "
+                         "'beginner', 1)")
+        conn.rollback()
+    store.delete_draft(url, a.snapshot_id)  # deleting a whole snapshot, referencing rows first, is fine
+    assert store.get_snapshot(url, a.snapshot_id) is None
+
+
 def test_stale_importing_log_is_failed_by_the_next_command(url):
     # A session starts an import and disappears without finishing (its connection closes).
     conn = connect(url, autocommit=True)
