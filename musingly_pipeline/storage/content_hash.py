@@ -28,11 +28,25 @@ _KEYS = {
 _ADAPTERS = {kind: TypeAdapter(ImportBundle.model_fields[kind].annotation) for kind in ENTITY_KINDS}
 
 
+# Rows serialised per call: the serialiser holds the GIL for a whole call, and an import runs its
+# COPY in another thread while this hashes; small calls let that thread feed the server meanwhile.
+_CHUNK = 2000
+
+
 def content_hash(bundle: ImportBundle) -> str:
-    """sha256 hex of the bundle's canonical content."""
+    """sha256 hex of the bundle's canonical content.
+
+    Per kind, the JSON array of its rows sorted by key (``[row,row,...]``, compact), written in
+    chunks that together are byte for byte the array's serialisation.
+    """
     digest = hashlib.sha256(b"musingly-content-v1")
     for kind in ENTITY_KINDS:
         rows = sorted(getattr(bundle, kind), key=_KEYS[kind])
-        digest.update(f"\n{kind}\n".encode())
-        digest.update(_ADAPTERS[kind].dump_json(rows))
+        digest.update(f"\n{kind}\n[".encode())
+        dump = _ADAPTERS[kind].dump_json
+        for start in range(0, len(rows), _CHUNK):
+            if start:
+                digest.update(b",")
+            digest.update(dump(rows[start:start + _CHUNK])[1:-1])
+        digest.update(b"]")
     return digest.hexdigest()

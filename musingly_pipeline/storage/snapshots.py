@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor, wait
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -395,10 +396,7 @@ def import_bundle(
                 warnings = tuple(report.warnings)
             if current is not None and not allow_shrink:
                 _refuse_shrink(current, bundle)
-        if progress:
-            progress("hashing", 0, 0)
-        digest = content_hash(bundle)
-        return _import(conn, bundle, digest, current, started=started, source_file=source_file,
+        return _import(conn, bundle, current, started=started, source_file=source_file,
                        promote=promote, merged=merge, force=force, progress=progress,
                        warnings=warnings, created_by=created_by,
                        merge_source=(base, patch) if merge else None)
@@ -421,12 +419,18 @@ def _refuse_shrink(current: SnapshotInfo, bundle: ImportBundle) -> None:
             "bundle, import it with --merge; to replace the content anyway, use --allow-shrink")
 
 
-def _import(conn: psycopg.Connection, bundle: ImportBundle, digest: str, current: SnapshotInfo | None, *,
+def _import(conn: psycopg.Connection, bundle: ImportBundle, current: SnapshotInfo | None, *,
             started: float, source_file: str | None, promote: bool, merged: bool, force: bool,
             progress: Progress | None, warnings: tuple[Issue, ...], created_by: str | None,
             merge_source: tuple[ImportBundle, ImportBundle] | None = None) -> ImportResult:
-    """``merge_source``: (base, patch) of a merge, base being ``current``'s content; the rows kept
-    from it are copied inside the database instead of being sent again."""
+    """Log, load and finalize ``bundle`` (validated) as a new ready snapshot, or reuse a snapshot
+    with the same content.
+
+    The COPY runs in a thread while this one computes the content hash, which mostly fits in the
+    time the server spends on the rows. So the rows are loaded before the hash says whether a ready
+    or current snapshot already has this content; if one does, the load is rolled back (to a
+    savepoint) and that snapshot reused. ``merge_source``: (base, patch) of a merge, base being
+    ``current``'s content; the rows kept from it are copied inside the database."""
     meta = bundle.metadata
     import_id = conn.execute("SELECT start_import(%s, %s, %s, %s)",
                              (bundle.version_label, meta.source_system, meta.source_version, created_by)).fetchone()[0]
@@ -434,28 +438,30 @@ def _import(conn: psycopg.Connection, bundle: ImportBundle, digest: str, current
         conn.execute("UPDATE import_logs SET source_file = %s WHERE id = %s", (source_file, import_id))
         conn.execute("SELECT update_import_status(%s, 'importing')", (import_id,))
         with conn.transaction():
-            # Two imports of the same content wait for each other, so the second finds the first's
-            # snapshot instead of making a copy.
-            conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_HASH_LOCK_NAMESPACE, digest))
-            existing = None if force else conn.execute(
-                "SELECT id, entity_counts FROM snapshots WHERE content_hash = %s AND status IN ('ready', 'current') "
-                "ORDER BY (status = 'current') DESC, created_at DESC LIMIT 1", (digest,)).fetchone()
-            if existing is not None:
+            existing = None
+            try:
+                with conn.transaction():  # a savepoint: rolled back when the content is reused
+                    snapshot_id = conn.execute(
+                        "SELECT create_import_snapshot(%s, %s, %s, %s)",
+                        (bundle.name, bundle.version_label, meta.description, current.id if current else None),
+                    ).fetchone()[0]
+                    counts, digest = _load_and_hash(conn, snapshot_id, bundle, current, merge_source, progress)
+                    # Two imports of the same content wait for each other here, so the second finds
+                    # the first's snapshot instead of keeping a copy.
+                    conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_HASH_LOCK_NAMESPACE, digest))
+                    existing = None if force else conn.execute(
+                        "SELECT id, entity_counts FROM snapshots WHERE content_hash = %s "
+                        "AND status IN ('ready', 'current') "
+                        "ORDER BY (status = 'current') DESC, created_at DESC LIMIT 1", (digest,)).fetchone()
+                    if existing is not None:
+                        raise _SameContent()
+                    conn.execute("UPDATE snapshots SET content_hash = %s WHERE id = %s", (digest, snapshot_id))
+                    conn.execute("SELECT finalize_import(%s, %s, %s)", (import_id, snapshot_id, json.dumps(counts)))
+            except _SameContent:
                 snapshot_id, counts = existing
                 conn.execute("UPDATE import_logs SET reused = true WHERE id = %s", (import_id,))
                 conn.execute("SELECT update_import_status(%s, 'ready', %s, %s)",
                              (import_id, snapshot_id, json.dumps(counts)))
-            else:
-                snapshot_id = conn.execute(
-                    "SELECT create_import_snapshot(%s, %s, %s, %s, %s)",
-                    (bundle.name, bundle.version_label, meta.description, current.id if current else None, digest),
-                ).fetchone()[0]
-                if merge_source is not None:
-                    base, patch = merge_source
-                    counts = load_merged_bundle(conn, snapshot_id, bundle, current.id, base, patch, progress)
-                else:
-                    counts = load_bundle(conn, snapshot_id, bundle, progress)
-                conn.execute("SELECT finalize_import(%s, %s, %s)", (import_id, snapshot_id, json.dumps(counts)))
     except BaseException as exc:
         _mark_failed(conn, import_id, exc)
         raise
@@ -468,6 +474,33 @@ def _import(conn: psycopg.Connection, bundle: ImportBundle, digest: str, current
         import_id=import_id, snapshot_id=snapshot_id, version_label=bundle.version_label, status=status,
         entity_counts=_in_kind_order(counts), reused=existing is not None, content_hash=digest, merged=merged,
         source_file=source_file, seconds=time.perf_counter() - started, warnings=warnings)
+
+
+class _SameContent(Exception):
+    """Raised inside the load's savepoint to roll it back: an existing snapshot has this content."""
+
+
+def _load_and_hash(conn: psycopg.Connection, snapshot_id: uuid.UUID, bundle: ImportBundle,
+                   current: SnapshotInfo | None, merge_source: tuple[ImportBundle, ImportBundle] | None,
+                   progress: Progress | None) -> tuple[dict[str, int], str]:
+    """COPY the bundle into ``snapshot_id`` in a thread while hashing it here; (counts, digest)."""
+    def load() -> dict[str, int]:
+        if merge_source is not None:
+            base, patch = merge_source
+            return load_merged_bundle(conn, snapshot_id, bundle, current.id, base, patch, progress)
+        return load_bundle(conn, snapshot_id, bundle, progress)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="musingly-copy") as pool:
+        loading = pool.submit(load)
+        try:
+            if progress:
+                progress("hashing", 0, 0)
+            digest = content_hash(bundle)
+        except BaseException:
+            conn.cancel_safe()  # stop the COPY rather than wait for it; the transaction rolls back
+            wait([loading])
+            raise
+        return loading.result(), digest
 
 
 def _mark_failed(conn: psycopg.Connection, import_id: uuid.UUID, exc: BaseException) -> None:
