@@ -9,9 +9,11 @@ An import runs as:
 
 1. ``start_import`` and ``update_import_status(..., 'importing')``, each committed, so the log
    shows the attempt while it runs; the session holds the log's advisory lock meanwhile.
-2. One transaction: ``create_import_snapshot``, COPY of every table, ``finalize_import``. Nothing of
-   it is visible until it commits; a killed process leaves no rows, and its log is marked failed by
-   the next command (the lock is free).
+2. One transaction: ``create_import_snapshot``, COPY of every table (in a thread, while this one
+   computes the content hash), then under the content hash's lock either ``finalize_import`` or, if
+   a ready or current snapshot has the same content, a rollback of the load to its savepoint and
+   reuse of that snapshot. Nothing of it is visible until it commits; a killed process leaves no
+   rows, and its log is marked failed by the next command (the lock is free).
 3. On error, the transaction rolls back and the log is marked failed with the error, separately.
 4. With ``promote=True``, ``promote_import`` in its own transaction.
 """
