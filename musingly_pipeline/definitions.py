@@ -8,7 +8,7 @@ from musingly_pipeline.defs.resources import DataFolderResource, PostgresResourc
 defs = dg.Definitions(
     assets=[*bundles.assets, *seed_units.assets],
     asset_checks=[*bundles.asset_checks, *seed_units.asset_checks],
-    jobs=[*bundles.jobs],
+    jobs=[*bundles.jobs, *seed_units.jobs],
     sensors=[*bundles.sensors],
     resources={
         "postgres": PostgresResource(),
