@@ -24,6 +24,7 @@ class Category(str, Enum):
     uniqueness = "uniqueness"
     graph = "graph"
     content = "content"
+    batches = "batches"
 
 
 # code -> category. Codes are part of the interface: never rename one, add a new one instead.
@@ -49,6 +50,22 @@ CODES: dict[str, Category] = {
     "BUNDLE_ORPHAN_SPARK": Category.content,
     "BUNDLE_EMPTY_CONCEPT": Category.content,
     "BUNDLE_PUBLISHED_IN_UNPUBLISHED": Category.content,
+    # Import batches (musingly_pipeline.batches): refused operations, then item outcomes.
+    "BATCH_ID_INVALID": Category.batches,
+    "BATCH_NOT_FOUND": Category.batches,
+    "BATCH_STATUS_INVALID": Category.batches,
+    "BATCH_UNKNOWN_TYPE": Category.batches,
+    "BATCH_EMPTY": Category.batches,
+    "BATCH_ITEM_NOT_OBJECT": Category.batches,
+    "BATCH_ITEM_NOT_JSON": Category.batches,
+    "BATCH_BUSY": Category.batches,
+    "BATCH_HOOK_FAILED": Category.batches,
+    "BATCH_NOTHING_TO_REPROCESS": Category.batches,
+    "BATCH_DUPLICATE_TYPE": Category.batches,
+    "BATCH_PROCESSOR_INVALID": Category.batches,
+    "ITEM_INVALID": Category.batches,
+    "ITEM_FAILED": Category.batches,
+    "ITEM_INTERRUPTED": Category.batches,
 }
 
 
