@@ -11,6 +11,8 @@ import psycopg
 from musingly_pipeline.storage.batches import ImportBatchItem, LogEntry
 
 logger = logging.getLogger("musingly_pipeline.batches")
+# A library logs to its own logger; the application (CLI, Dagster) decides where it goes.
+logger.addHandler(logging.NullHandler())
 
 
 class ImportContext:

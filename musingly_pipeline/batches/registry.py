@@ -67,7 +67,8 @@ class ProcessorRegistry:
             raise BatchError(
                 "BATCH_UNKNOWN_TYPE",
                 f"no processor handles batch type {batch_type!r} (known: {known}); "
-                f"write a {''.join(p.title() for p in batch_type.split('_'))}{SUFFIX} and register or discover it",
+                f"write a {''.join(p.title() for p in batch_type.split('_'))}{SUFFIX} and register it, or name "
+                f"the package that holds it in {PROCESSOR_PACKAGES_ENV}",
                 "batch_type",
             ) from None
 
