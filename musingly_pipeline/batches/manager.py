@@ -108,6 +108,7 @@ class BatchManager:
         """Store a new pending batch of ``items`` (JSON objects) and return its id; nothing is processed."""
         processor = self.registry.create(batch_type)
         rows = prepare_items(processor, items)
+        check_metadata(metadata)
         with self.connect() as conn, conn.transaction():
             return store.insert_batch(conn, batch_type, rows, metadata=metadata)
 
@@ -318,19 +319,33 @@ def prepare_items(processor: BaseProcessor, items: Iterable[dict[str, Any]]) -> 
             raise BatchError("BATCH_ITEM_NOT_OBJECT",
                              f"item {index} is a {type(data).__name__}; every item must be a JSON object",
                              f"items[{index}]")
-        try:
-            text = json.dumps(data, ensure_ascii=False, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise BatchError("BATCH_ITEM_NOT_JSON", f"item {index} cannot be stored as JSON: {exc}",
-                             f"items[{index}]") from exc
-        if JSON_NUL.search(text):
-            raise BatchError("BATCH_ITEM_NOT_JSON",
-                             f"item {index} contains a NUL character, which PostgreSQL cannot store",
-                             f"items[{index}]")
+        text = storable_json(data, f"item {index}", f"items[{index}]")
         rows.append((text, processor.item_key(data)))
     if not rows:
         raise BatchError("BATCH_EMPTY", "a batch needs at least one item; nothing was created", "items")
     return rows
+
+
+def check_metadata(metadata: dict[str, Any] | None) -> None:
+    """Refuse batch metadata that is not a JSON object PostgreSQL can store."""
+    if metadata is None:
+        return
+    if not isinstance(metadata, dict):
+        raise BatchError("BATCH_ITEM_NOT_JSON", "metadata must be a JSON object", "metadata")
+    storable_json(metadata, "metadata", "metadata")
+
+
+def storable_json(value: Any, what: str, path: str) -> str:
+    """JSON text of ``value`` that a jsonb column accepts, or BATCH_ITEM_NOT_JSON saying why not."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+        text.encode("utf-8")
+    except (TypeError, ValueError) as exc:  # UnicodeEncodeError (a lone surrogate) is a ValueError
+        raise BatchError("BATCH_ITEM_NOT_JSON", f"{what} cannot be stored as JSON: {exc}", path) from exc
+    if JSON_NUL.search(text):
+        raise BatchError("BATCH_ITEM_NOT_JSON", f"{what} contains a NUL character, which PostgreSQL cannot store",
+                         path)
+    return text
 
 
 def result_fields(result: Any) -> dict[str, Any]:
