@@ -25,7 +25,7 @@ def test_tables_views_and_indexes_exist(manager):
     names = {r[0] for r in rows(manager, "SELECT relname FROM pg_class WHERE relname LIKE 'import_batch%'"
                                           " OR relname = 'failed_imports_report'")}
     assert {"import_batches", "import_batch_items", "import_batch_logs", "import_batch_item_keys",
-            "import_batch_summary", "failed_imports_report", "import_batch_items_batch_status_idx"} <= names
+            "import_batch_summary", "failed_imports_report", "import_batch_items_batch_id_item_index_key"} <= names
     assert rows(manager, "SELECT to_regclass('import_logs')") == [(None,)]
 
 
