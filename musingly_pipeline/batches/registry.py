@@ -11,7 +11,7 @@ from musingly_pipeline.batches.processor import SUFFIX, BaseProcessor
 from musingly_pipeline.storage.batches import BatchError
 
 # Packages every default registry discovers; an area that ships a processor adds its package here.
-PROCESSOR_PACKAGES: tuple[str, ...] = ()
+PROCESSOR_PACKAGES: tuple[str, ...] = ("musingly_pipeline.seed_units.processor",)
 # Extra packages, comma-separated, for processors that live outside this project.
 PROCESSOR_PACKAGES_ENV = "MUSINGLY_PROCESSOR_PACKAGES"
 
