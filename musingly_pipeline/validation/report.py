@@ -24,6 +24,7 @@ class Category(str, Enum):
     uniqueness = "uniqueness"
     graph = "graph"
     content = "content"
+    signals = "signals"
 
 
 # code -> category. Codes are part of the interface: never rename one, add a new one instead.
@@ -49,6 +50,14 @@ CODES: dict[str, Category] = {
     "BUNDLE_ORPHAN_SPARK": Category.content,
     "BUNDLE_EMPTY_CONCEPT": Category.content,
     "BUNDLE_PUBLISHED_IN_UNPUBLISHED": Category.content,
+    "SIGNAL_INVALID": Category.signals,
+    "SIGNAL_MISSING_ID": Category.signals,
+    "SIGNAL_BAD_TIMESTAMP": Category.signals,
+    "SIGNAL_NAIVE_TIMESTAMP": Category.signals,
+    "SIGNAL_BAD_PAYLOAD": Category.signals,
+    "SIGNAL_UNREADABLE_LINE": Category.signals,
+    "SIGNAL_DUPLICATE_ID": Category.signals,
+    "SIGNAL_OUTSIDE_PARTITION": Category.signals,
 }
 
 
