@@ -196,7 +196,7 @@ class FileSystemStore(EventStore):
                 warnings.warn(f"{issue.path}: {issue.message}", UnreadableLineWarning, stacklevel=3)
         return result
 
-    def _scan(self, query: EventQuery) -> Iterator[Envelope]:
+    def _scan(self, query: EventQuery, limit: int | None = None) -> Iterator[Envelope]:
         stored = set(self.days(query.kind))
         day, last, step = query.first_day, query.last_day, timedelta(days=1)
         days = []

@@ -85,8 +85,12 @@ class EventStore(ABC):
         """Store every envelope whose id is new, atomically per batch with respect to ``raise``."""
 
     @abstractmethod
-    def _scan(self, query: EventQuery) -> Iterator[Envelope]:
-        """Events that may match ``query`` (a superset is fine) in the query's order."""
+    def _scan(self, query: EventQuery, limit: int | None = None) -> Iterator[Envelope]:
+        """Events that may match ``query`` (a superset is fine) in the query's order.
+
+        ``limit`` is a hint: the caller needs at most that many matches, so a backend whose filter is
+        exact may stop there.
+        """
 
     @abstractmethod
     def _put_document(self, folder: str, name: str, document: dict[str, Any]) -> str:
@@ -158,7 +162,7 @@ class EventStore(ABC):
                 query = EventQuery(**{**query.__dict__, "start": cp_ts})
         seen: set[str] = set()
         count = 0
-        for e in self._scan(query):
+        for e in self._scan(query, limit if checkpoint is None else None):
             event_id = e.event_id
             if event_id in seen or not query.matches(e):
                 continue
