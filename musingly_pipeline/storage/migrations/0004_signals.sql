@@ -30,16 +30,18 @@ CREATE INDEX signal_events_replay ON signal_events (kind, ts, seq);
 CREATE INDEX signal_events_source ON signal_events (kind, source, ts);
 CREATE INDEX signal_events_entities ON signal_events USING gin ((record -> 'entity_refs') jsonb_path_ops);
 
--- Create the partition of day d if it is missing; safe when several writers race for the same day.
+-- Create the partition of day d if it is missing. Two writers racing for the same new day: the
+-- loser's CREATE fails with duplicate_table (or an overlap error) and is ignored; the table exists.
 CREATE FUNCTION signal_events_partition(d date) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
     part text := 'signal_events_' || to_char(d, 'YYYYMMDD');
 BEGIN
     IF to_regclass(part) IS NULL THEN
-        PERFORM pg_advisory_xact_lock(hashtext('signal_events_partition'), d - date '1970-01-01');
-        IF to_regclass(part) IS NULL THEN
+        BEGIN
             EXECUTE format('CREATE TABLE %I PARTITION OF signal_events FOR VALUES FROM (%L) TO (%L)', part, d, d + 1);
-        END IF;
+        EXCEPTION WHEN duplicate_table OR invalid_object_definition THEN
+            NULL;
+        END;
     END IF;
     RETURN part;
 END
