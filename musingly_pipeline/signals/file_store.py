@@ -28,7 +28,6 @@ import os
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,24 +35,14 @@ from typing import Any
 from musingly_pipeline.signals.envelopes import ID_FIELDS, Envelope, EventKind, InvalidEnvelope, parse_line
 from musingly_pipeline.signals.id_index import IdIndex, id_hash, partition_day
 from musingly_pipeline.signals.query import EventQuery
-from musingly_pipeline.signals.store import DuplicateEventError, DuplicatePolicy, EventStore, WriteResult
-from musingly_pipeline.validation.report import Issue, error
+from musingly_pipeline.signals.store import DuplicateEventError, DuplicatePolicy, EventStore, PartitionRead, WriteResult
+from musingly_pipeline.validation.report import error
 
 KIND_DIRS = {"signal": "signals", "emission": "emissions"}
 
 
 class UnreadableLineWarning(UserWarning):
     """A partition line that could not be read (torn by a crash, or not an envelope) was skipped."""
-
-
-@dataclass
-class PartitionRead:
-    """The readable envelopes of one day partition, in file order, and an issue per skipped line."""
-
-    path: Path
-    envelopes: list[Envelope] = field(default_factory=list)
-    issues: list[Issue] = field(default_factory=list)
-    lines: int = 0
 
 
 class FileSystemStore(EventStore):
@@ -164,7 +153,7 @@ class FileSystemStore(EventStore):
     def read_partition(self, kind: EventKind, day: date, query: EventQuery | None = None, *, warn: bool = True) -> PartitionRead:
         """Every readable envelope of one day (lines that cannot match ``query`` are skipped unparsed)."""
         path = self.partition_path(kind, day)
-        result = PartitionRead(path)
+        result = PartitionRead(str(path))
         try:
             with self._lock(kind, exclusive=False):
                 with open(path, "rb") as handle:

@@ -22,7 +22,7 @@ from psycopg.types.json import Jsonb
 
 from musingly_pipeline.signals.envelopes import ENVELOPE_TYPES, Envelope, EventKind
 from musingly_pipeline.signals.query import RESOLVED_ENTITY_PAYLOAD_TYPES, EventQuery
-from musingly_pipeline.signals.store import DuplicateEventError, DuplicatePolicy, EventStore, WriteResult
+from musingly_pipeline.signals.store import DuplicateEventError, DuplicatePolicy, EventStore, PartitionRead, WriteResult
 from musingly_pipeline.storage.database import connect, redact
 
 _INCOMING = """
@@ -143,6 +143,16 @@ class PostgresStore(EventStore):
             while rows := cur.fetchmany(2000):
                 for (text,) in rows:
                     yield model.model_validate_json(text)
+
+    def read_partition(self, kind: EventKind, day: date, query: EventQuery | None = None, *, warn: bool = True) -> PartitionRead:
+        result = PartitionRead(f"signal_events/{kind}/{day.isoformat()}")
+        model = ENVELOPE_TYPES[kind]
+        rows = self.conn.execute(
+            "SELECT record::text FROM signal_events WHERE kind = %s AND day = %s ORDER BY seq", (kind, day)
+        ).fetchall()
+        result.envelopes = [model.model_validate_json(r[0]) for r in rows]
+        result.lines = len(rows)
+        return result
 
     # -- documents -----------------------------------------------------------------------------------
     def _put_document(self, folder: str, name: str, document: dict[str, Any]) -> str:

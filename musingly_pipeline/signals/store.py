@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
@@ -28,6 +28,7 @@ from musingly_pipeline.signals.envelopes import (
     parse_envelope,
 )
 from musingly_pipeline.signals.query import RESOLVED_ENTITY_PAYLOAD_TYPES, EventQuery
+from musingly_pipeline.validation.report import Issue
 
 DuplicatePolicy = Literal["return_existing", "ignore", "raise"]
 DUPLICATE_POLICIES = ("return_existing", "ignore", "raise")
@@ -42,6 +43,16 @@ __all__ = ["DuplicateEventError", "DuplicatePolicy", "EventStore", "WriteResult"
 
 class DuplicateEventError(ValueError):
     """An id already stored was written with ``on_duplicate="raise"``; nothing of the batch was written."""
+
+
+@dataclass
+class PartitionRead:
+    """Every readable envelope of one day partition, in stored order, and an issue per skipped line."""
+
+    location: str
+    envelopes: list[Envelope] = field(default_factory=list)
+    issues: list[Issue] = field(default_factory=list)
+    lines: int = 0
 
 
 @dataclass(frozen=True)
@@ -105,6 +116,10 @@ class EventStore(ABC):
     @abstractmethod
     def days(self, kind: EventKind = "signal") -> list[date]:
         """The days that hold events of ``kind``, ascending."""
+
+    @abstractmethod
+    def read_partition(self, kind: EventKind, day: date, query: EventQuery | None = None, *, warn: bool = True) -> PartitionRead:
+        """Everything stored for one day, as stored (no duplicate suppression, no sorting)."""
 
     def close(self) -> None:
         """Release files or connections (the store reopens them on next use)."""
