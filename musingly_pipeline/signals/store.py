@@ -189,12 +189,12 @@ class EventStore(ABC):
             if limit is not None and count >= limit:
                 return
 
-    def _signals(self, start, end, *, newest_first=False, **filters) -> EventQuery:
+    def signal_query(self, start, end, *, newest_first=False, **filters) -> EventQuery:
         return EventQuery(
             "signal", _utc_or(start, EPOCH), _utc_or(end, datetime.now(UTC)), newest_first=newest_first, **filters
         )
 
-    def _emissions(self, start, end, *, newest_first=False, **filters) -> EventQuery:
+    def emission_query(self, start, end, *, newest_first=False, **filters) -> EventQuery:
         return EventQuery(
             "emission", _utc_or(start, EPOCH), _utc_or(end, datetime.now(UTC)), newest_first=newest_first, **filters
         )
@@ -202,31 +202,31 @@ class EventStore(ABC):
     # -- replay ------------------------------------------------------------------------------------
     def iter_signals(self, start: datetime, end: datetime, entity_ref: EntityRef | None = None, sources: list[str] | None = None) -> Iterator[SignalEnvelope]:
         """Signals in [start, end] in replay order (timestamp, then first written)."""
-        return self.query(self._signals(start, end, entity_ref=entity_ref, sources=_set(sources)))
+        return self.query(self.signal_query(start, end, entity_ref=entity_ref, sources=_set(sources)))
 
     def iter_emissions(self, start: datetime, end: datetime, entity_ref: EntityRef | None = None, emission_types: list[str] | None = None) -> Iterator[EmissionEnvelope]:
-        return self.query(self._emissions(start, end, entity_ref=entity_ref, types=_set(emission_types)))
+        return self.query(self.emission_query(start, end, entity_ref=entity_ref, types=_set(emission_types)))
 
     def iter_signals_from_checkpoint(self, *, end: datetime, checkpoint: ReplayCheckpoint | None = None, start: datetime | None = None,
                                      entity_ref: EntityRef | None = None, sources: list[str] | None = None) -> Iterator[SignalEnvelope]:
-        return self.query(self._signals(start, end, entity_ref=entity_ref, sources=_set(sources)), checkpoint=checkpoint)
+        return self.query(self.signal_query(start, end, entity_ref=entity_ref, sources=_set(sources)), checkpoint=checkpoint)
 
     def iter_entity_candidate_signals(self, *, start: datetime, end: datetime, resolved: bool | None = None, sources: list[str] | None = None) -> Iterator[SignalEnvelope]:
         """Resolver candidates: resolved=True with entity refs or resolver payload types, False without."""
-        return self.query(self._signals(start, end, sources=_set(sources), resolved=resolved))
+        return self.query(self.signal_query(start, end, sources=_set(sources), resolved=resolved))
 
     def iter_stage_window_signals(self, *, stage: str, start: datetime, end: datetime, checkpoint: ReplayCheckpoint | None = None,
                                   entity_ref: EntityRef | None = None, sources: list[str] | None = None,
                                   payload_types: list[str] | None = None) -> Iterator[SignalEnvelope]:
         """A stage's window: the given sources, or else sources ``stage`` / ``stage.*``."""
-        q = self._signals(start, end, entity_ref=entity_ref, sources=_set(sources), types=_set(payload_types),
+        q = self.signal_query(start, end, entity_ref=entity_ref, sources=_set(sources), types=_set(payload_types),
                           source_prefix=None if sources else stage)
         return self.query(q, checkpoint=checkpoint)
 
     def iter_recommendation_signals(self, *, start: datetime, end: datetime, checkpoint: ReplayCheckpoint | None = None,
                                     entity_ref: EntityRef | None = None, sources: list[str] | None = None,
                                     payload_types: list[str] | None = None) -> Iterator[SignalEnvelope]:
-        q = self._signals(start, end, entity_ref=entity_ref, sources=_set(sources), types=_set(payload_types))
+        q = self.signal_query(start, end, entity_ref=entity_ref, sources=_set(sources), types=_set(payload_types))
         return self.query(q, checkpoint=checkpoint)
 
     iter_learning_signals = iter_recommendation_signals
@@ -250,26 +250,26 @@ class EventStore(ABC):
     def get_recent_signals_by_entity(self, *, entity_ref: EntityRef, limit: int, start: datetime | None = None,
                                      end: datetime | None = None, sources: list[str] | None = None) -> list[SignalEnvelope]:
         """The last ``limit`` signals about an entity, newest first; reads days newest first and stops early."""
-        return self._latest(self._signals(start, end, newest_first=True, entity_ref=entity_ref, sources=_set(sources)), limit)
+        return self._latest(self.signal_query(start, end, newest_first=True, entity_ref=entity_ref, sources=_set(sources)), limit)
 
     def get_last_posts_by_entity(self, *, entity_ref: EntityRef, limit: int, start: datetime | None = None,
                                  end: datetime | None = None, sources: list[str] | None = None,
                                  payload_types: list[str] | None = None) -> list[SignalEnvelope]:
         types = frozenset(payload_types) if payload_types else frozenset({"SocialPostSeen"})
-        return self._latest(self._signals(start, end, newest_first=True, entity_ref=entity_ref, sources=_set(sources), types=types), limit)
+        return self._latest(self.signal_query(start, end, newest_first=True, entity_ref=entity_ref, sources=_set(sources), types=types), limit)
 
     def get_recent_signals_by_source(self, *, source: str, limit: int, start: datetime | None = None,
                                      end: datetime | None = None, entity_ref: EntityRef | None = None) -> list[SignalEnvelope]:
-        return self._latest(self._signals(start, end, newest_first=True, entity_ref=entity_ref, sources=frozenset({source})), limit)
+        return self._latest(self.signal_query(start, end, newest_first=True, entity_ref=entity_ref, sources=frozenset({source})), limit)
 
     def get_latest_draft_signals(self, *, limit: int, start: datetime, end: datetime, entity_ref: EntityRef | None = None,
                                  sources: list[str] | None = None, payload_types: list[str] | None = None) -> list[SignalEnvelope]:
-        q = self._signals(start, end, newest_first=True, entity_ref=entity_ref, sources=_set(sources), types=_set(payload_types))
+        q = self.signal_query(start, end, newest_first=True, entity_ref=entity_ref, sources=_set(sources), types=_set(payload_types))
         return self._latest(q, limit)
 
     def get_latest_approval_outcomes(self, *, limit: int, start: datetime, end: datetime, entity_ref: EntityRef | None = None,
                                      emission_types: list[str] | None = None) -> list[EmissionEnvelope]:
-        q = self._emissions(start, end, newest_first=True, entity_ref=entity_ref, types=_set(emission_types))
+        q = self.emission_query(start, end, newest_first=True, entity_ref=entity_ref, types=_set(emission_types))
         return self._latest(q, limit)
 
     def get_top_recommendation_candidates(self, *, start: datetime, end: datetime, limit: int, entity_ref: EntityRef | None = None,
@@ -279,7 +279,7 @@ class EventStore(ABC):
         if limit <= 0:
             return []
         scored = []
-        for s in self.query(self._signals(start, end, entity_ref=entity_ref, sources=_set(sources), types=_set(payload_types))):
+        for s in self.query(self.signal_query(start, end, entity_ref=entity_ref, sources=_set(sources), types=_set(payload_types))):
             score = s.payload.get(score_field, 0.0) if isinstance(s.payload, dict) else None
             if isinstance(score, (int, float)):
                 scored.append((float(score), s.timestamp, s.signal_id, s))
@@ -300,13 +300,13 @@ class EventStore(ABC):
     def get_ready_candidates(self, *, start: datetime, end: datetime, limit: int | None = None, entity_ref: EntityRef | None = None,
                              sources: list[str] | None = None, ready_field: str = "status", ready_value: str = "READY",
                              payload_types: list[str] | None = None) -> list[SignalEnvelope]:
-        q = self._signals(start, end, newest_first=True, entity_ref=entity_ref, sources=_set(sources),
+        q = self.signal_query(start, end, newest_first=True, entity_ref=entity_ref, sources=_set(sources),
                           types=_set(payload_types), payload_equals=((ready_field, ready_value),))
         return self._latest(q, limit if limit is not None and limit >= 0 else None)
 
     def get_outcomes_for_window(self, *, start: datetime, end: datetime, entity_ref: EntityRef | None = None,
                                 emission_types: list[str] | None = None) -> list[EmissionEnvelope]:
-        return self._ordered(self._emissions(start, end, entity_ref=entity_ref, types=_set(emission_types)))
+        return self._ordered(self.emission_query(start, end, entity_ref=entity_ref, types=_set(emission_types)))
 
     @staticmethod
     def _payload_filters(**pairs) -> tuple[tuple[str, Any], ...]:
@@ -315,20 +315,20 @@ class EventStore(ABC):
     def get_token_signals(self, *, start: datetime, end: datetime, token_id: str | None = None, project_entity_id: str | None = None,
                           entity_ref: EntityRef | None = None, sources: list[str] | None = None,
                           payload_types: list[str] | None = None, limit: int | None = None) -> list[SignalEnvelope]:
-        q = self._signals(start, end, entity_ref=entity_ref, sources=_set(sources), types=_set(payload_types),
+        q = self.signal_query(start, end, entity_ref=entity_ref, sources=_set(sources), types=_set(payload_types),
                           payload_equals=self._payload_filters(token_id=token_id, project_entity_id=project_entity_id))
         return self._ordered(q, limit)
 
     def get_promise_signals(self, *, start: datetime, end: datetime, promise_id: str | None = None, status: str | None = None,
                             entity_ref: EntityRef | None = None, sources: list[str] | None = None,
                             payload_types: list[str] | None = None, limit: int | None = None) -> list[SignalEnvelope]:
-        q = self._signals(start, end, entity_ref=entity_ref, sources=_set(sources), types=_set(payload_types),
+        q = self.signal_query(start, end, entity_ref=entity_ref, sources=_set(sources), types=_set(payload_types),
                           payload_equals=self._payload_filters(promise_id=promise_id, status=status))
         return self._ordered(q, limit)
 
     def get_promise_outcomes_for_window(self, *, start: datetime, end: datetime, promise_id: str | None = None, status: str | None = None,
                                         entity_ref: EntityRef | None = None, emission_types: list[str] | None = None) -> list[EmissionEnvelope]:
-        q = self._emissions(start, end, entity_ref=entity_ref, types=_set(emission_types),
+        q = self.emission_query(start, end, entity_ref=entity_ref, types=_set(emission_types),
                             payload_equals=self._payload_filters(promise_id=promise_id, status=status))
         return self._ordered(q)
 
@@ -339,8 +339,8 @@ class EventStore(ABC):
         """Pending outcome signals that no success or failure emission names in ``caused_by`` yet."""
         pending = _set(pending_payload_types) or DEFAULT_PENDING_OUTCOME_PAYLOAD_TYPES
         closing = (_set(success_emission_types) or DEFAULT_SUCCESS_EMISSION_TYPES) | (_set(failure_emission_types) or DEFAULT_FAILURE_EMISSION_TYPES)
-        resolved = {e.caused_by for e in self.query(self._emissions(start, end, entity_ref=entity_ref, types=closing))}
-        q = self._signals(start, end, entity_ref=entity_ref, sources=_set(sources), types=pending)
+        resolved = {e.caused_by for e in self.query(self.emission_query(start, end, entity_ref=entity_ref, types=closing))}
+        q = self.signal_query(start, end, entity_ref=entity_ref, sources=_set(sources), types=pending)
         return sorted((s for s in self.query(q) if s.signal_id not in resolved), key=lambda s: (s.timestamp, s.signal_id))
 
     def get_expired_outcome_signals(self, *, now: datetime, start: datetime, end: datetime, entity_ref: EntityRef | None = None,
@@ -368,8 +368,8 @@ class EventStore(ABC):
         return {
             "pending": [s for s in unresolved if s.signal_id not in expired_ids],
             "expired": expired,
-            "success": self._ordered(self._emissions(start, end, entity_ref=entity_ref, types=success_types)),
-            "failure": self._ordered(self._emissions(start, end, entity_ref=entity_ref, types=failure_types)),
+            "success": self._ordered(self.emission_query(start, end, entity_ref=entity_ref, types=success_types)),
+            "failure": self._ordered(self.emission_query(start, end, entity_ref=entity_ref, types=failure_types)),
         }
 
     # -- checkpoints -------------------------------------------------------------------------------
