@@ -27,13 +27,14 @@ import json
 import os
 import warnings
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from musingly_pipeline.signals.envelopes import ID_FIELDS, Envelope, EventKind, InvalidEnvelope, parse_line
-from musingly_pipeline.signals.id_index import IdIndex, id_hash, partition_day
+from musingly_pipeline.signals.envelopes import ID_FIELDS, Envelope, EventKind, InvalidEnvelope, parse_stored_line
+from musingly_pipeline.signals.id_index import IdIndex, id_hashes, partition_day
 from musingly_pipeline.signals.query import EventQuery
 from musingly_pipeline.signals.store import DuplicateEventError, DuplicatePolicy, EventStore, PartitionRead, WriteResult
 from musingly_pipeline.validation.report import error
@@ -59,6 +60,7 @@ class FileSystemStore(EventStore):
         for d in (self.signals_dir, self.emissions_dir, self.snapshots_dir, self.checkpoints_dir):
             d.mkdir(parents=True, exist_ok=True)
         self._indexes = {kind: IdIndex(self.kind_dir(kind), ID_FIELDS[kind]) for kind in KIND_DIRS}
+        self._locations: dict[tuple[str, date], str] = {}
 
     def __repr__(self) -> str:
         return f"FileSystemStore({str(self.workspace)!r})"
@@ -97,33 +99,54 @@ class FileSystemStore(EventStore):
         with self._lock(kind, exclusive=True):
             index = self._indexes[kind]
             index.refresh()
+            event_ids = [e.event_id for e in envelopes]
+            hashes = id_hashes(event_ids)
+            stored = index.lookup_many(event_ids, hashes)
             results: list[WriteResult | None] = []
-            pending: dict[date, list[tuple[int, int, bytes]]] = {}
+            pending: dict[date, list[tuple[int, int, str, bytes]]] = {}
             in_batch: dict[str, date] = {}
-            duplicates: list[str] = []
-            for e in envelopes:
-                event_id = e.event_id
-                h = id_hash(event_id)
-                existing = in_batch.get(event_id) or index.lookup(event_id, h)
+            duplicates = 0
+            for e, event_id, h, existing in zip(envelopes, event_ids, hashes.tolist(), stored):
+                existing = existing or in_batch.get(event_id)
                 if existing is not None:
-                    duplicates.append(event_id)
-                    results.append(WriteResult(event_id, existing, False, str(self.partition_path(kind, existing))))
+                    duplicates += 1
+                    results.append(WriteResult(event_id, existing, False, self._location(kind, existing)))
                     continue
                 day = e.timestamp.date()
                 in_batch[event_id] = day
-                pending.setdefault(day, []).append((len(results), h, event_id, (e.to_line() + "\n").encode("utf-8")))
+                pending.setdefault(day, []).append((len(results), h, event_id, e.to_json_bytes() + b"\n"))
                 results.append(None)
             if duplicates and on_duplicate == "raise":
+                first = next(r.event_id for r in results if r is not None)
                 raise DuplicateEventError(
-                    f"{len(duplicates)} {kind} id(s) already stored, e.g. {duplicates[0]!r}; nothing of this batch was "
+                    f"{duplicates} {kind} id(s) already stored, e.g. {first!r}; nothing of this batch was "
                     "written (use on_duplicate='return_existing' to skip them)"
                 )
-            for day, items in sorted(pending.items()):
-                path = self.partition_path(kind, day)
-                self._append_day(kind, index, path, day, items, results)
+            opened: list[int] = []
+            created = False
+            try:
+                for day, items in sorted(pending.items()):
+                    fd, new_file = self._append_day(kind, index, self.partition_path(kind, day), day, items, results)
+                    opened.append(fd)
+                    created = created or new_file
+                if self.durable:
+                    _fsync_all(opened)
+                    if created:
+                        _fsync_dir(self.kind_dir(kind))
+            finally:
+                for fd in opened:
+                    os.close(fd)
             return results  # type: ignore[return-value]
 
-    def _append_day(self, kind, index: IdIndex, path: Path, day: date, items, results) -> None:
+    def _location(self, kind: EventKind, day: date) -> str:
+        key = (kind, day)
+        location = self._locations.get(key)
+        if location is None:
+            location = self._locations[key] = str(self.partition_path(kind, day))
+        return location
+
+    def _append_day(self, kind, index: IdIndex, path: Path, day: date, items, results) -> tuple[int, bool]:
+        """Append one day's lines (index entries first); return the still open descriptor to fsync."""
         created = not path.exists()
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
@@ -132,22 +155,22 @@ class FileSystemStore(EventStore):
             if size and _last_byte(path, size) != b"\n":
                 prefix = b"\n"  # a torn line from a crash: end it so it stays one skipped line
             offset = size + len(prefix)
-            entries = []
+            hashes, lengths, offsets = [], [], []
             chunks = [prefix]
-            location = str(path)
+            location = self._location(kind, day)
             for position, h, event_id, line in items:
-                entries.append((h, day.toordinal(), len(line), offset))
+                hashes.append(h)
+                lengths.append(len(line))
+                offsets.append(offset)
                 offset += len(line)
                 chunks.append(line)
                 results[position] = WriteResult(event_id, day, True, location)
-            index.append(entries)  # before the lines: a crash in between leaves only a harmless dangling entry
+            index.append(hashes, day.toordinal(), lengths, offsets)  # before the lines: see id_index
             _write_all(fd, b"".join(chunks))
-            if self.durable:
-                os.fsync(fd)
-        finally:
+        except BaseException:
             os.close(fd)
-        if created and self.durable:
-            _fsync_dir(path.parent)
+            raise
+        return fd, created
 
     # -- reads ---------------------------------------------------------------------------------------
     def read_partition(self, kind: EventKind, day: date, query: EventQuery | None = None, *, warn: bool = True) -> PartitionRead:
@@ -172,7 +195,7 @@ class FileSystemStore(EventStore):
             if needles and not all(any(n in line for n in group) for group in needles):
                 continue
             try:
-                result.envelopes.append(parse_line(kind, line, f"{where}:{number}"))
+                result.envelopes.append(parse_stored_line(kind, line, f"{where}:{number}"))
             except InvalidEnvelope as exc:
                 result.issues.append(error("SIGNAL_UNREADABLE_LINE", f"{where}:{number}",
                                            f"skipped an unreadable line: {exc.issues[0].message}"))
@@ -251,6 +274,20 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
+
+
+_SYNC_POOL: ThreadPoolExecutor | None = None
+
+
+def _fsync_all(fds: list[int]) -> None:
+    """fsync every descriptor; several at once, so the file system can commit them together."""
+    global _SYNC_POOL
+    if len(fds) == 1:
+        os.fsync(fds[0])
+        return
+    if _SYNC_POOL is None:
+        _SYNC_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="signal-fsync")
+    list(_SYNC_POOL.map(os.fsync, fds))
 
 
 def _fsync_dir(directory: Path) -> None:

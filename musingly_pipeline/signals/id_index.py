@@ -41,6 +41,13 @@ def id_hash(event_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(event_id.encode("utf-8"), digest_size=8).digest(), "little")
 
 
+def id_hashes(event_ids: list[str]) -> np.ndarray:
+    """The hashes of many ids at once, as a uint64 array."""
+    blake = hashlib.blake2b
+    digests = b"".join([blake(i.encode("utf-8"), digest_size=8).digest() for i in event_ids])
+    return np.frombuffer(digests, "<u8")
+
+
 def partition_day(path: Path) -> date | None:
     if path.suffix != ".jsonl":
         return None
@@ -202,6 +209,21 @@ class IdIndex:
                 return date.fromordinal(day)
         return None
 
+    def lookup_many(self, event_ids: list[str], hashes: np.ndarray) -> list[date | None]:
+        """:meth:`lookup` for a batch: one vectorised search of the sorted hashes, then only the hits."""
+        found: list[date | None] = [None] * len(event_ids)
+        candidates: set[int] = set()
+        if len(self._sorted_h):
+            pos = np.searchsorted(self._sorted_h, hashes)
+            hit = self._sorted_h[np.minimum(pos, len(self._sorted_h) - 1)] == hashes
+            candidates.update(np.nonzero(hit)[0].tolist())
+        if self._delta:
+            delta = self._delta
+            candidates.update(i for i, h in enumerate(hashes.tolist()) if h in delta)
+        for i in candidates:
+            found[i] = self.lookup(event_ids[i], int(hashes[i]))
+        return found
+
     def _read_id(self, day: int, off: int, length: int) -> str | None:
         fd = self._fds.get(day)
         if fd is None:
@@ -217,9 +239,10 @@ class IdIndex:
             return None
         return value if isinstance(value, str) else None
 
-    def append(self, entries: list[tuple[int, int, int, int]]) -> None:
-        """Record lines about to be appended: (hash, day ordinal, length, offset) each."""
-        array = np.array(entries, ENTRY)
+    def append(self, hashes: list[int], day: int, lengths: list[int], offsets: list[int]) -> None:
+        """Record lines about to be appended to one day's partition."""
+        array = np.empty(len(hashes), ENTRY)
+        array["h"], array["day"], array["len"], array["off"] = hashes, day, lengths, offsets
         with open(self.path, "ab") as handle:
             handle.write(array.tobytes())
         self._file_size += array.nbytes

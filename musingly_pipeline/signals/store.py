@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from musingly_pipeline.signals.checkpoints import ReplayCheckpoint, build_checkpoint, ensure_utc, parse_timestamp
 from musingly_pipeline.signals.envelopes import (
@@ -55,8 +55,7 @@ class PartitionRead:
     lines: int = 0
 
 
-@dataclass(frozen=True)
-class WriteResult:
+class WriteResult(NamedTuple):
     """What happened to one envelope: stored now (``written``) or already there, and in which day."""
 
     event_id: str
