@@ -68,6 +68,7 @@ class IdIndex:
         self._generation = 0
         self._file_size = 0
         self._sorted_h = np.empty(0, "<u8")
+        self._order = np.empty(0, "<i8")
         self._sorted = np.empty(0, ENTRY)
         self._delta: dict[int, list[tuple[int, int, int]]] = {}
         self._delta_count = 0
@@ -148,10 +149,11 @@ class IdIndex:
         if not len(entries):
             return {}
         ends = entries["off"] + entries["len"].astype("<u8")
-        order = np.lexsort((ends, entries["day"]))
-        days = entries["day"][order]
-        last = np.r_[days[1:] != days[:-1], True]
-        return dict(zip(days[last].tolist(), ends[order][last].tolist()))
+        days = entries["day"]
+        first = int(days.min())
+        out = np.zeros(int(days.max()) - first + 1, "<u8")
+        np.maximum.at(out, days - first, ends)
+        return {first + i: int(end) for i, end in enumerate(out.tolist()) if end}
 
     def _scan(self, path: Path, start: int) -> np.ndarray:
         """Index the complete lines of ``path`` from byte ``start`` (unreadable lines get no entry)."""
@@ -181,9 +183,12 @@ class IdIndex:
         return out
 
     def _build_sorted(self, entries: np.ndarray) -> None:
-        order = np.argsort(entries["h"], kind="stable")
-        self._sorted = entries[order]
-        self._sorted_h = self._sorted["h"]
+        # Sorting only the 8-byte hashes and keeping the permutation is several times cheaper than
+        # reordering the 24-byte entries; an entry is fetched through the permutation on a hit.
+        hashes = entries["h"]
+        self._order = np.argsort(hashes)
+        self._sorted_h = hashes[self._order]
+        self._sorted = entries
         self._delta, self._delta_count = {}, 0
 
     def _add_delta(self, entries: np.ndarray) -> None:
@@ -201,7 +206,7 @@ class IdIndex:
         candidates = list(self._delta.get(h, ()))
         i = int(np.searchsorted(self._sorted_h, np.uint64(h)))
         while i < len(self._sorted_h) and int(self._sorted_h[i]) == h:
-            e = self._sorted[i]
+            e = self._sorted[self._order[i]]
             candidates.append((int(e["day"]), int(e["len"]), int(e["off"])))
             i += 1
         for day, length, off in candidates:
