@@ -54,6 +54,12 @@ def _pipeline(args) -> int:
         seeds = defs.resolve_job_def("import_seed_units").execute_in_process(instance=instance, raise_on_error=False,
                                                                            run_config=QUIET)
         _report(seeds, "import_seed_units", "seed_units")
+
+        ingest = defs.resolve_job_def("ingest_signals")
+        for day in _signal_days():
+            run = ingest.execute_in_process(partition_key=day, instance=instance, raise_on_error=False,
+                                            run_config=QUIET)
+            _report(run, "ingest_signals", "signal_partitions", label=f"signals {day}")
     sys.stdout.flush()
     return 0
 
@@ -69,9 +75,16 @@ def _checks(result, job: str) -> dict[str, bool]:
     return checks
 
 
-def _report(result, job: str, asset: str) -> None:
+def _signal_days() -> list[str]:
+    """The UTC days that have incoming signal files (`YYYY-MM-DD*.jsonl`)."""
+    incoming = PROJECT_ROOT / "data" / "signals" / "incoming"
+    return sorted({p.name[:10] for p in incoming.glob("[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*.jsonl")})
+
+
+def _report(result, job: str, asset: str, label: str | None = None) -> None:
     checks = _checks(result, job)
     (event,) = result.asset_materializations_for_node(asset)
-    numbers = {k: v.value for k, v in event.metadata.items() if isinstance(v.value, (int, float))}
-    print(f"{asset}: " + ", ".join(f"{k} {v}" for k, v in numbers.items())
+    numbers = {k: v.value for k, v in event.metadata.items()
+               if isinstance(v.value, (int, float)) and not isinstance(v.value, bool)}
+    print(f"{label or asset}: " + ", ".join(f"{k} {v}" for k, v in numbers.items())
           + f"; checks passed: {sum(checks.values())}/{len(checks)}; run {result.run_id}")

@@ -27,6 +27,7 @@ class Category(str, Enum):
     package = "package"
     storage = "storage"
     batches = "batches"
+    signals = "signals"
 
 
 # code -> category. Codes are part of the interface: never rename one, add a new one instead.
@@ -85,6 +86,14 @@ CODES: dict[str, Category] = {
     "ITEM_INVALID": Category.batches,
     "ITEM_FAILED": Category.batches,
     "ITEM_INTERRUPTED": Category.batches,
+    "SIGNAL_INVALID": Category.signals,
+    "SIGNAL_MISSING_ID": Category.signals,
+    "SIGNAL_BAD_TIMESTAMP": Category.signals,
+    "SIGNAL_NAIVE_TIMESTAMP": Category.signals,
+    "SIGNAL_BAD_PAYLOAD": Category.signals,
+    "SIGNAL_UNREADABLE_LINE": Category.signals,
+    "SIGNAL_DUPLICATE_ID": Category.signals,
+    "SIGNAL_OUTSIDE_PARTITION": Category.signals,
 }
 
 

@@ -30,6 +30,9 @@ def test_main_job_imports_promotes_and_is_idempotent(tmp_path, make_database):
     assert first.returncode == 0, first.stdout + first.stderr[-3000:]
     assert "(v2.2.0) promoted to current" in first.stdout
     assert "units_imported 2, units_failed 0" in first.stdout
+    for day in ("2026-02-04", "2026-02-05", "2026-02-06"):
+        assert f"signals {day}:" in first.stdout
+    assert first.stdout.count("checks passed: 3/3") == 3
     current = snapshots.current_snapshot(url)
     assert current.version_label == "v2.2.0" and current.entity_counts["sparks"] == 23
 
