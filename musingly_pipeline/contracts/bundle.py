@@ -146,24 +146,20 @@ class SparkBeaconImport(_Contract):
     beacon_slug: Slug
 
 
-class SparkLinkImport(_Contract):
+class _PrerequisiteLink(_Contract):
+    source_slug: Slug
+    target_slug: Slug
+    link_type: LinkType = "prerequisite"  # type: ignore[assignment]
+    weight: Weight = 1.0
+    description: str | None = None
+
+
+class SparkLinkImport(_PrerequisiteLink):
     """A prerequisite edge: learn ``source_slug`` before ``target_slug``."""
 
-    source_slug: Slug
-    target_slug: Slug
-    link_type: LinkType = "prerequisite"  # type: ignore[assignment]
-    weight: Weight = 1.0
-    description: str | None = None
 
-
-class ConceptLinkImport(_Contract):
+class ConceptLinkImport(_PrerequisiteLink):
     """A prerequisite edge between concepts: learn ``source_slug`` before ``target_slug``."""
-
-    source_slug: Slug
-    target_slug: Slug
-    link_type: LinkType = "prerequisite"  # type: ignore[assignment]
-    weight: Weight = 1.0
-    description: str | None = None
 
 
 class ImportBundle(_Contract):

@@ -60,6 +60,7 @@ class FolderImport:
     directory: str
     users: ItemResult | None = None
     units: list[ItemResult] = field(default_factory=list)
+    batch_id: Any = None  # the seed_unit import batch of the units, when there were any
 
     @property
     def items(self) -> list[ItemResult]:
@@ -82,41 +83,64 @@ class FolderImport:
 
 
 def import_folder(directory: str | Path, url: str | None = None) -> FolderImport:
-    """Import ``users.json`` and ``units/*.json`` of ``directory``; each unit fails or succeeds alone."""
+    """Import ``users.json``, then ``units/*.json`` of ``directory`` as one ``seed_unit`` import batch.
+
+    ``users.json`` goes first in its own transaction (units refer to users). Each unit file is one
+    batch item, validated and imported in its own savepoint: a broken unit fails alone with its
+    issues on the item, the others commit; ``musingly batch reprocess ID`` retries only the failed
+    ones. A unit whose exact text was already imported is skipped as unchanged.
+    """
+    from musingly_pipeline.batches.manager import BatchManager
+    from musingly_pipeline.batches.registry import ProcessorRegistry
+    from musingly_pipeline.seed_units.processor import SeedUnitProcessor
+
     directory = Path(directory)
     if not directory.is_dir():
         raise NotADirectoryError(f"{directory} is not a folder; it should hold users.json and units/*.json")
     ensure_migrated(url)
     result = FolderImport(directory=str(directory))
-    with connect(url) as conn, conn.transaction():
-        users_path = directory / USERS_FILE
-        if users_path.is_file():
+    users_path = directory / USERS_FILE
+    if users_path.is_file():
+        with connect(url) as conn, conn.transaction():
             result.users = _import_users(conn, users_path)
-        known = known_users(conn)
-        seen: dict[str, str] = {}
-        for path in unit_paths(directory):
-            item = ItemResult(source=f"{UNITS_DIR}/{path.name}")
-            result.units.append(item)
-            validation = validate_unit_file(path, known)
-            item.issues.extend(validation.issues)
-            if validation.unit is None:
-                continue
-            item.title = validation.unit.title
-            unit_id = validation.unit.id
-            if unit_id is not None and unit_id in seen:
-                item.issues.append(error(
-                    "SEED_DUPLICATE_ID", "id",
-                    f"unit id {unit_id!r} is also the id of {seen[unit_id]}; give each unit file its own id",
-                ))
-                continue
-            try:
-                with conn.transaction():
-                    imported = import_unit(conn, validation.unit)
-            except SeedImportFailed as exc:
-                item.issues.extend(exc.issues)
-                continue
-            seen[imported.id] = item.source
-            item.imported, item.unit_id, item.created, item.counts = True, imported.id, imported.created, imported.counts
+
+    items, by_source = [], {}
+    for path in unit_paths(directory):
+        item = ItemResult(source=f"{UNITS_DIR}/{path.name}")
+        result.units.append(item)
+        by_source[item.source] = item
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except OSError as exc:
+            item.issues.append(error("FILE_UNREADABLE", "", f"cannot read {path}: {exc.strerror or exc}"))
+            continue
+        except UnicodeDecodeError as exc:
+            item.issues.append(error("FILE_NOT_UTF8", "", f"byte {exc.start} is not UTF-8; save the file as UTF-8"))
+            continue
+        items.append({"file": item.source, "text": text})
+    if not items:
+        return result
+
+    outcomes: dict[str, dict[str, Any]] = {}
+    recording = type("SeedUnitProcessor", (SeedUnitProcessor,), {"outcomes": outcomes})
+    registry = ProcessorRegistry()
+    registry.register(recording)
+    manager = BatchManager(url, registry)
+    result.batch_id = manager.create_batch("seed_unit", items, metadata={"directory": str(directory)})
+    manager.process_batch(result.batch_id)
+    for record in manager.get_batch_items(result.batch_id):
+        item = by_source[record.source_data["file"]]
+        outcome = outcomes.get(item.source, {})
+        item.issues.extend(outcome.get("issues", []))
+        item.title = outcome.get("title")
+        if record.status == "skipped":  # same text as already imported: unchanged
+            item.imported, item.created = True, False
+        elif record.status == "completed":
+            item.imported = True
+            item.unit_id, item.created = outcome.get("unit_id"), outcome.get("created")
+            item.counts = outcome.get("counts", {})
+        elif not item.errors:
+            item.issues.append(error("SEED_DATABASE_REJECTED", "", record.error_message or "the unit failed"))
     return result
 
 

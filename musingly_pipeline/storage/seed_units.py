@@ -25,7 +25,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 
 from musingly_pipeline.contracts.seed_units import (
     CONVERSATION_GROUPS,
@@ -121,7 +121,8 @@ def _json(value: dict[str, Any] | None) -> str | None:
 
 def known_users(conn: psycopg.Connection) -> KnownUsers:
     """The users in the database (what a unit's ``owner_key`` and ``user_id`` may name)."""
-    return KnownUsers.of(conn.execute("SELECT id, key FROM users").fetchall())
+    with conn.cursor(row_factory=tuple_row) as cursor:  # whatever rows the caller's connection makes
+        return KnownUsers.of(cursor.execute("SELECT id, key FROM users").fetchall())
 
 
 def import_users(conn: psycopg.Connection, users: UsersValidation) -> int:
@@ -208,7 +209,8 @@ def _upsert_unit(conn: psycopg.Connection, values: list[Any], spelling: dict | N
             sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in columns if c != "id"
         ),
     )
-    return bool(conn.execute(statement, [*values, _json(spelling)]).fetchone()[0])
+    with conn.cursor(row_factory=tuple_row) as cursor:
+        return bool(cursor.execute(statement, [*values, _json(spelling)]).fetchone()[0])
 
 
 def _copy(cursor: psycopg.Cursor, table: Table, rows: list[list[Any]]) -> None:

@@ -26,6 +26,8 @@ class Category(str, Enum):
     content = "content"
     package = "package"
     storage = "storage"
+    batches = "batches"
+    signals = "signals"
 
 
 # code -> category. Codes are part of the interface: never rename one, add a new one instead.
@@ -68,6 +70,30 @@ CODES: dict[str, Category] = {
     "SEED_DUPLICATE_USER": Category.uniqueness,
     "SEED_ID_CONFLICT": Category.storage,
     "SEED_DATABASE_REJECTED": Category.storage,
+    # Import batches (musingly_pipeline.batches): refused operations, then item outcomes.
+    "BATCH_ID_INVALID": Category.batches,
+    "BATCH_NOT_FOUND": Category.batches,
+    "BATCH_STATUS_INVALID": Category.batches,
+    "BATCH_UNKNOWN_TYPE": Category.batches,
+    "BATCH_EMPTY": Category.batches,
+    "BATCH_ITEM_NOT_OBJECT": Category.batches,
+    "BATCH_ITEM_NOT_JSON": Category.batches,
+    "BATCH_BUSY": Category.batches,
+    "BATCH_HOOK_FAILED": Category.batches,
+    "BATCH_NOTHING_TO_REPROCESS": Category.batches,
+    "BATCH_DUPLICATE_TYPE": Category.batches,
+    "BATCH_PROCESSOR_INVALID": Category.batches,
+    "ITEM_INVALID": Category.batches,
+    "ITEM_FAILED": Category.batches,
+    "ITEM_INTERRUPTED": Category.batches,
+    "SIGNAL_INVALID": Category.signals,
+    "SIGNAL_MISSING_ID": Category.signals,
+    "SIGNAL_BAD_TIMESTAMP": Category.signals,
+    "SIGNAL_NAIVE_TIMESTAMP": Category.signals,
+    "SIGNAL_BAD_PAYLOAD": Category.signals,
+    "SIGNAL_UNREADABLE_LINE": Category.signals,
+    "SIGNAL_DUPLICATE_ID": Category.signals,
+    "SIGNAL_OUTSIDE_PARTITION": Category.signals,
 }
 
 

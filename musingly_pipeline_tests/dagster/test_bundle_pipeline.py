@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import datetime, timezone
 from pathlib import Path
 
 import dagster as dg
@@ -14,6 +15,8 @@ from musingly_pipeline.defs.bundles.jobs import cleanup_snapshots, promote_snaps
 from musingly_pipeline.defs.bundles.partitions import bundle_partitions
 from musingly_pipeline.defs.bundles.sensors import bundle_inbox_sensor
 from musingly_pipeline.defs.resources import DataFolderResource, PostgresResource
+from musingly_pipeline.defs.signals.resources import SignalStoreResource
+from musingly_pipeline.signals.lifecycle import current_snapshot_at
 from musingly_pipeline.storage import snapshots
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "data" / "examples"
@@ -31,6 +34,11 @@ def db(make_database) -> str:
 
 
 @pytest.fixture
+def signal_store(tmp_path) -> SignalStoreResource:
+    return SignalStoreResource(location=str(tmp_path / "signals"), incoming=str(tmp_path / "incoming"))
+
+
+@pytest.fixture
 def folder(tmp_path) -> DataFolderResource:
     (tmp_path / "inbox").mkdir()
     return DataFolderResource(root=str(tmp_path))
@@ -45,11 +53,12 @@ def drop(folder: DataFolderResource, source: Path, name: str | None = None, data
     return name
 
 
-def run_chain(instance, db, folder, key, promote=False):
+def run_chain(instance, db, folder, key, promote=False, signals=None):
     instance.add_dynamic_partitions(bundle_partitions.name, [key])
+    signals = signals or SignalStoreResource(location=str(Path(folder.root) / "signals"))
     return dg.materialize(
         [*assets, *asset_checks], partition_key=key, instance=instance, raise_on_error=False,
-        resources={"postgres": PostgresResource(url=db), "data_folder": folder},
+        resources={"postgres": PostgresResource(url=db), "data_folder": folder, "signal_store": signals},
         run_config={"ops": {"promoted_snapshot": {"config": {"promote": promote}}}},
     )
 
@@ -158,10 +167,11 @@ def test_sensor_ignores_half_written_and_hostile_files(instance, folder, tmp_pat
     assert result.run_requests == []
 
 
-def test_promote_rollback_and_cleanup_jobs(instance, db, folder):
-    resources = {"postgres": PostgresResource(url=db)}
-    first = run_chain(instance, db, folder, drop(folder, EXAMPLES / "ml-curriculum.json"))
-    second = run_chain(instance, db, folder, drop(folder, EXAMPLES / "platform-foundations.json"))
+def test_promote_rollback_and_cleanup_jobs(instance, db, folder, signal_store):
+    resources = {"postgres": PostgresResource(url=db), "signal_store": signal_store}
+    first = run_chain(instance, db, folder, drop(folder, EXAMPLES / "ml-curriculum.json"), signals=signal_store)
+    second = run_chain(instance, db, folder, drop(folder, EXAMPLES / "platform-foundations.json"),
+                       signals=signal_store)
     first_id = first.output_for_node("draft_snapshot").import_id
     second_id = second.output_for_node("draft_snapshot").import_id
 
@@ -175,8 +185,15 @@ def test_promote_rollback_and_cleanup_jobs(instance, db, folder):
     assert snapshots.current_snapshot(db).version_label == "v2.2.0"
     assert str(second_id)
 
+    promoted_at = snapshots.current_snapshot(db).promoted_at
     rolled = rollback_snapshot.execute_in_process(resources=resources, instance=instance)
     assert rolled.success and snapshots.current_snapshot(db).version_label == "v2.1.0"
+
+    # The lifecycle signals answer "which snapshot was current at time T" by replay.
+    store = signal_store.open()
+    assert current_snapshot_at(store, promoted_at).version_label == "v2.2.0"
+    now = current_snapshot_at(store, datetime.now(timezone.utc))
+    assert now.version_label == "v2.1.0" and now.event == "rolled_back"
 
     bad = promote_snapshot.execute_in_process(resources=resources, instance=instance, raise_on_error=False)
     assert not bad.success  # neither import_id nor latest

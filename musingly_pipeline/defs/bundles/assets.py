@@ -6,11 +6,14 @@ as metadata; the data that flows between them is small (a staged file reference,
 
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import dagster as dg
 
 from musingly_pipeline.defs.bundles.partitions import bundle_partitions
 from musingly_pipeline.defs.resources import DataFolderResource, PostgresResource
+from musingly_pipeline.defs.signals.resources import SignalStoreResource
+from musingly_pipeline.signals.lifecycle import record_snapshot_event
 from musingly_pipeline.staging import StagedBundle, entity_counts, stage_bundle
 from musingly_pipeline.storage import snapshots
 from musingly_pipeline.validation import Category, markdown_table, validate_bundle_file
@@ -89,12 +92,19 @@ def validated_bundle(context: dg.AssetExecutionContext, raw_bundle: StagedBundle
 
 @dg.asset(group_name=GROUP, partitions_def=bundle_partitions, kinds={"postgres"})
 def draft_snapshot(
-    context: dg.AssetExecutionContext, validated_bundle: ValidatedBundle, postgres: PostgresResource
+    context: dg.AssetExecutionContext, validated_bundle: ValidatedBundle, postgres: PostgresResource,
+    signal_store: SignalStoreResource,
 ) -> dg.Output[snapshots.ImportResult]:
     """The bundle imported into PostgreSQL as an immutable, ready draft snapshot (not yet current).
-    Metadata: snapshot and import ids, rows per table, and the diff against the current snapshot."""
+    Metadata: snapshot and import ids, rows per table, and the diff against the current snapshot.
+    Writes the `import_started` and `snapshot_ready` lifecycle signals."""
     url = postgres.get_url()
+    started = datetime.now(timezone.utc)
     result = snapshots.import_bundle_file(url, validated_bundle.staged.path, source_file=context.partition_key)
+    store = signal_store.open()
+    record_snapshot_event(store, "import_started", result.snapshot_id, result.import_id, result.version_label, started)
+    record_snapshot_event(store, "snapshot_ready", result.snapshot_id, result.import_id, result.version_label,
+                          datetime.now(timezone.utc))
     current = snapshots.current_snapshot(url)
     metadata: dict = {
         "snapshot_id": str(result.snapshot_id),
@@ -133,7 +143,7 @@ class PromoteConfig(dg.Config):
 @dg.asset(group_name=GROUP, partitions_def=bundle_partitions, output_required=False, kinds={"postgres"})
 def promoted_snapshot(
     context: dg.AssetExecutionContext, config: PromoteConfig, draft_snapshot: snapshots.ImportResult,
-    postgres: PostgresResource,
+    postgres: PostgresResource, signal_store: SignalStoreResource,
 ):
     """The draft snapshot promoted to current (the one readers see). Materialized only when the
     run's config says `promote: true`; otherwise the draft waits and this asset is skipped."""
@@ -142,8 +152,16 @@ def promoted_snapshot(
                          "with the promote_snapshot job or config promote: true")
         return
     info = snapshots.promote(postgres.get_url(), draft_snapshot.import_id)
+    record_lifecycle(signal_store, "promoted", info, draft_snapshot.import_id)
     yield dg.Output(str(info.id), metadata={"snapshot_id": str(info.id), "import_id": str(draft_snapshot.import_id),
                                             "version_label": info.version_label})
+
+
+def record_lifecycle(signal_store: SignalStoreResource, event: str, info: snapshots.SnapshotInfo,
+                     import_id=None) -> None:
+    """Write a lifecycle signal, so a replay answers which snapshot was current at any time."""
+    at = info.promoted_at or datetime.now(timezone.utc)
+    record_snapshot_event(signal_store.open(), event, info.id, import_id, info.version_label, at)
 
 
 @dg.asset_check(asset=promoted_snapshot, blocking=True)

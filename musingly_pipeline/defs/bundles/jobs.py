@@ -1,9 +1,14 @@
 """Jobs with typed config, so import, promote, rollback and cleanup are buttons in the launchpad."""
 
 
+from datetime import datetime, timezone
+
 import dagster as dg
 
+from musingly_pipeline.defs.bundles.assets import record_lifecycle
 from musingly_pipeline.defs.resources import PostgresResource
+from musingly_pipeline.defs.signals.resources import SignalStoreResource
+from musingly_pipeline.signals.lifecycle import record_snapshot_event
 from musingly_pipeline.storage import snapshots
 
 import_bundle_job = dg.define_asset_job(
@@ -38,16 +43,21 @@ def _snapshot_metadata(info) -> dict:
 
 
 @dg.op
-def promote_op(config: PromoteSnapshotConfig, postgres: PostgresResource) -> dg.Output[str]:
+def promote_op(config: PromoteSnapshotConfig, postgres: PostgresResource,
+               signal_store: SignalStoreResource) -> dg.Output[str]:
     if not config.import_id and not config.latest:
         raise dg.Failure(description="give import_id, or latest: true to promote the newest ready draft")
     info = snapshots.promote(postgres.get_url(), config.import_id, latest=config.latest)
+    record_lifecycle(signal_store, "promoted", info, config.import_id)
     return dg.Output(str(info.id), metadata=_snapshot_metadata(info))
 
 
 @dg.op
-def rollback_op(config: RollbackConfig, postgres: PostgresResource) -> dg.Output[str]:
+def rollback_op(config: RollbackConfig, postgres: PostgresResource,
+                signal_store: SignalStoreResource) -> dg.Output[str]:
     info = snapshots.rollback(postgres.get_url(), config.import_id)
+    record_snapshot_event(signal_store.open(), "rolled_back", info.id, config.import_id, info.version_label,
+                          datetime.now(timezone.utc))
     return dg.Output(str(info.id), metadata=_snapshot_metadata(info))
 
 

@@ -7,8 +7,12 @@ from musingly_pipeline.defs.seed_units.assets import (
     seed_units_round_trip,
 )
 
+import dagster as dg
+
 assets = [seed_units]
+jobs = [dg.define_asset_job("import_seed_units", selection=dg.AssetSelection.groups("seed_units"),
+                            description="Import the seed folder's users and units, then check the round trip.")]
 asset_checks = [seed_units_package_validation, seed_units_round_trip]
 resources = {"seed_data": SeedDataResource()}
 
-__all__ = ["SeedDataResource", "asset_checks", "assets", "resources", "seed_units"]
+__all__ = ["SeedDataResource", "asset_checks", "assets", "jobs", "resources", "seed_units"]

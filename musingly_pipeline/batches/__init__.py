@@ -1,0 +1,39 @@
+"""Import batches: write a processor for a batch type, and every multi-item import gets a batch id,
+per-item status, an audit log and one-call reprocessing of what failed.
+
+    class CustomerDataProcessor(BaseProcessor):          # handles batch type 'customer_data'
+        def validate_item(self, item, ctx):
+            return "@" in item.source_data.get("email", "")
+        def process_item(self, item, ctx):
+            ctx.execute("INSERT INTO customers ... ON CONFLICT ...", (...))
+            return {"target_table": "customers", "target_id": item.source_data["email"]}
+
+    manager = BatchManager()
+    manager.registry.register(CustomerDataProcessor)     # or manager.registry.discover("myapp.processors")
+    summary = manager.process_batch(manager.create_batch("customer_data", items))
+    if summary.failed_items:
+        manager.reprocess_batch(summary.batch_id, failed_items_only=True)
+"""
+
+from musingly_pipeline.batches.context import ImportContext
+from musingly_pipeline.batches.manager import BatchManager, as_batch_id
+from musingly_pipeline.batches.processor import BaseProcessor, batch_type_for, content_key
+from musingly_pipeline.batches.registry import PROCESSOR_PACKAGES, ProcessorRegistry, default_registry
+from musingly_pipeline.storage.batches import BatchError, BatchSummary, ImportBatchItem, ItemRecord, LogRecord
+
+__all__ = [
+    "BaseProcessor",
+    "BatchError",
+    "BatchManager",
+    "BatchSummary",
+    "ImportBatchItem",
+    "ImportContext",
+    "ItemRecord",
+    "LogRecord",
+    "PROCESSOR_PACKAGES",
+    "ProcessorRegistry",
+    "as_batch_id",
+    "batch_type_for",
+    "content_key",
+    "default_registry",
+]

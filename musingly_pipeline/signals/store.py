@@ -1,0 +1,434 @@
+"""The store's interface and every read helper, written once on top of two backend primitives.
+
+A backend (:class:`~musingly_pipeline.signals.file_store.FileSystemStore`,
+:class:`~musingly_pipeline.signals.postgres_store.PostgresStore`) implements ``_append`` (write a
+batch idempotently), ``_scan`` (stream the events an :class:`EventQuery` may match, in its order),
+and ``_put_document`` / ``_get_document`` (checkpoints and snapshots). Everything else, including the
+helpers metaspn-store names (``get_recent_signals_by_entity``, ``iter_stage_window_signals``, ...),
+is here and goes through :meth:`EventStore.query`.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Literal, NamedTuple
+
+from musingly_pipeline.signals.checkpoints import ReplayCheckpoint, build_checkpoint, ensure_utc, parse_timestamp
+from musingly_pipeline.signals.envelopes import (
+    EmissionEnvelope,
+    EntityRef,
+    Envelope,
+    EventKind,
+    InvalidEnvelope,
+    SignalEnvelope,
+    parse_envelope,
+)
+from musingly_pipeline.signals.query import RESOLVED_ENTITY_PAYLOAD_TYPES, EventQuery
+from musingly_pipeline.validation.report import Issue
+
+DuplicatePolicy = Literal["return_existing", "ignore", "raise"]
+DUPLICATE_POLICIES = ("return_existing", "ignore", "raise")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+DEFAULT_PENDING_OUTCOME_PAYLOAD_TYPES = frozenset({"OutcomePending", "EvaluationRequested", "RecommendationAttempted"})
+DEFAULT_SUCCESS_EMISSION_TYPES = frozenset({"OutcomeSuccess", "DraftApproved"})
+DEFAULT_FAILURE_EMISSION_TYPES = frozenset({"OutcomeFailure", "DraftRejected"})
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+__all__ = ["DuplicateEventError", "DuplicatePolicy", "EventStore", "WriteResult", "RESOLVED_ENTITY_PAYLOAD_TYPES"]
+
+
+class DuplicateEventError(ValueError):
+    """An id already stored was written with ``on_duplicate="raise"``; nothing of the batch was written."""
+
+
+@dataclass
+class PartitionRead:
+    """Every readable envelope of one day partition, in stored order, and an issue per skipped line."""
+
+    location: str
+    envelopes: list[Envelope] = field(default_factory=list)
+    issues: list[Issue] = field(default_factory=list)
+    lines: int = 0
+
+
+class WriteResult(NamedTuple):
+    """What happened to one envelope: stored now (``written``) or already there, and in which day."""
+
+    event_id: str
+    day: date
+    written: bool
+    location: str
+
+
+def _utc_or(value: datetime | None, default: datetime) -> datetime:
+    return ensure_utc(value) if value is not None else default
+
+
+def _set(values: Iterable[str] | None) -> frozenset[str] | None:
+    return frozenset(values) if values else None
+
+
+def _day_token(day: date | datetime | str) -> str:
+    if isinstance(day, str):
+        return date.fromisoformat(day).isoformat()
+    if isinstance(day, datetime):
+        return ensure_utc(day).date().isoformat()
+    return day.isoformat()
+
+
+def check_name(name: str) -> str:
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"name {name!r} must be letters, digits, '_', '.' or '-' (it becomes a file name)")
+    return name
+
+
+class EventStore(ABC):
+    """An append-only store of signals and emissions partitioned by UTC day."""
+
+    # -- backend primitives ------------------------------------------------------------------------
+    @abstractmethod
+    def _append(self, kind: EventKind, envelopes: Sequence[Envelope], on_duplicate: DuplicatePolicy) -> list[WriteResult]:
+        """Store every envelope whose id is new, atomically per batch with respect to ``raise``."""
+
+    @abstractmethod
+    def _scan(self, query: EventQuery, limit: int | None = None) -> Iterator[Envelope]:
+        """Events that may match ``query`` (a superset is fine) in the query's order.
+
+        ``limit`` is a hint: the caller needs at most that many matches, so a backend whose filter is
+        exact may stop there.
+        """
+
+    @abstractmethod
+    def _put_document(self, folder: str, name: str, document: dict[str, Any]) -> str:
+        """Write (replace) one JSON document; return where it went."""
+
+    @abstractmethod
+    def _get_document(self, folder: str, name: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def _list_documents(self, folder: str, prefix: str) -> list[str]: ...
+
+    @abstractmethod
+    def days(self, kind: EventKind = "signal") -> list[date]:
+        """The days that hold events of ``kind``, ascending."""
+
+    @abstractmethod
+    def read_partition(self, kind: EventKind, day: date, query: EventQuery | None = None, *, warn: bool = True) -> PartitionRead:
+        """Everything stored for one day, as stored (no duplicate suppression, no sorting)."""
+
+    def close(self) -> None:
+        """Release files or connections (the store reopens them on next use)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- writes ------------------------------------------------------------------------------------
+    def write_events(self, kind: EventKind, envelopes: Iterable[Any], *, on_duplicate: DuplicatePolicy = "return_existing") -> list[WriteResult]:
+        """Validate every envelope first (raising :class:`InvalidEnvelope` before writing), then append."""
+        if on_duplicate not in DUPLICATE_POLICIES:
+            raise ValueError(f"unsupported duplicate policy {on_duplicate!r}; use one of {', '.join(DUPLICATE_POLICIES)}")
+        parsed: list[Envelope] = []
+        issues = []
+        for i, item in enumerate(envelopes):
+            try:
+                parsed.append(parse_envelope(kind, item, f"[{i}]"))
+            except InvalidEnvelope as exc:
+                issues.extend(exc.issues)
+        if issues:
+            raise InvalidEnvelope(issues)
+        if not parsed:
+            return []
+        return self._append(kind, parsed, on_duplicate)
+
+    def write_signal(self, signal: SignalEnvelope | Any, *, on_duplicate: DuplicatePolicy = "return_existing") -> WriteResult:
+        return self.write_events("signal", [signal], on_duplicate=on_duplicate)[0]
+
+    def write_signals(self, signals: Iterable[SignalEnvelope | Any], *, on_duplicate: DuplicatePolicy = "return_existing") -> list[WriteResult]:
+        """Write a batch with one lock, one append per day and one fsync per day touched."""
+        return self.write_events("signal", signals, on_duplicate=on_duplicate)
+
+    def write_emission(self, emission: EmissionEnvelope | Any, *, on_duplicate: DuplicatePolicy = "return_existing") -> WriteResult:
+        return self.write_events("emission", [emission], on_duplicate=on_duplicate)[0]
+
+    def write_emissions(self, emissions: Iterable[EmissionEnvelope | Any], *, on_duplicate: DuplicatePolicy = "return_existing") -> list[WriteResult]:
+        return self.write_events("emission", emissions, on_duplicate=on_duplicate)
+
+    # -- the general query path --------------------------------------------------------------------
+    def query(self, query: EventQuery, *, checkpoint: ReplayCheckpoint | None = None, limit: int | None = None) -> Iterator[Envelope]:
+        """Events matching ``query``, duplicates suppressed (first seen wins), resumed after ``checkpoint``."""
+        if limit is not None and limit <= 0:
+            return
+        skip: frozenset[str] = frozenset()
+        cp_ts = None
+        if checkpoint is not None:
+            cp_ts = checkpoint.last_timestamp
+            skip = frozenset(checkpoint.seen_ids_at_timestamp)
+            if cp_ts > query.start:
+                if cp_ts > query.end:
+                    return
+                query = EventQuery(**{**query.__dict__, "start": cp_ts})
+        seen: set[str] = set()
+        count = 0
+        for e in self._scan(query, limit if checkpoint is None else None):
+            event_id = e.event_id
+            if event_id in seen or not query.matches(e):
+                continue
+            seen.add(event_id)
+            if cp_ts is not None and e.timestamp == cp_ts and event_id in skip:
+                continue
+            yield e
+            count += 1
+            if limit is not None and count >= limit:
+                return
+
+    def signal_query(self, start, end, *, newest_first=False, **filters) -> EventQuery:
+        return EventQuery(
+            "signal", _utc_or(start, EPOCH), _utc_or(end, datetime.now(UTC)), newest_first=newest_first, **filters
+        )
+
+    def emission_query(self, start, end, *, newest_first=False, **filters) -> EventQuery:
+        return EventQuery(
+            "emission", _utc_or(start, EPOCH), _utc_or(end, datetime.now(UTC)), newest_first=newest_first, **filters
+        )
+
+    # -- replay ------------------------------------------------------------------------------------
+    def iter_signals(self, start: datetime, end: datetime, entity_ref: EntityRef | None = None, sources: list[str] | None = None) -> Iterator[SignalEnvelope]:
+        """Signals in [start, end] in replay order (timestamp, then first written)."""
+        return self.query(self.signal_query(start, end, entity_ref=entity_ref, sources=_set(sources)))
+
+    def iter_emissions(self, start: datetime, end: datetime, entity_ref: EntityRef | None = None, emission_types: list[str] | None = None) -> Iterator[EmissionEnvelope]:
+        return self.query(self.emission_query(start, end, entity_ref=entity_ref, types=_set(emission_types)))
+
+    def iter_signals_from_checkpoint(self, *, end: datetime, checkpoint: ReplayCheckpoint | None = None, start: datetime | None = None,
+                                     entity_ref: EntityRef | None = None, sources: list[str] | None = None) -> Iterator[SignalEnvelope]:
+        return self.query(self.signal_query(start, end, entity_ref=entity_ref, sources=_set(sources)), checkpoint=checkpoint)
+
+    def iter_entity_candidate_signals(self, *, start: datetime, end: datetime, resolved: bool | None = None, sources: list[str] | None = None) -> Iterator[SignalEnvelope]:
+        """Resolver candidates: resolved=True with entity refs or resolver payload types, False without."""
+        return self.query(self.signal_query(start, end, sources=_set(sources), resolved=resolved))
+
+    def iter_stage_window_signals(self, *, stage: str, start: datetime, end: datetime, checkpoint: ReplayCheckpoint | None = None,
+                                  entity_ref: EntityRef | None = None, sources: list[str] | None = None,
+                                  payload_types: list[str] | None = None) -> Iterator[SignalEnvelope]:
+        """A stage's window: the given sources, or else sources ``stage`` / ``stage.*``."""
+        q = self.signal_query(start, end, entity_ref=entity_ref, sources=_set(sources), types=_set(payload_types),
+                          source_prefix=None if sources else stage)
+        return self.query(q, checkpoint=checkpoint)
+
+    def iter_recommendation_signals(self, *, start: datetime, end: datetime, checkpoint: ReplayCheckpoint | None = None,
+                                    entity_ref: EntityRef | None = None, sources: list[str] | None = None,
+                                    payload_types: list[str] | None = None) -> Iterator[SignalEnvelope]:
+        q = self.signal_query(start, end, entity_ref=entity_ref, sources=_set(sources), types=_set(payload_types))
+        return self.query(q, checkpoint=checkpoint)
+
+    iter_learning_signals = iter_recommendation_signals
+
+    def iter_learning_emissions(self, *, start: datetime, end: datetime, entity_ref: EntityRef | None = None,
+                                emission_types: list[str] | None = None) -> Iterator[EmissionEnvelope]:
+        return self.iter_emissions(start, end, entity_ref=entity_ref, emission_types=emission_types)
+
+    # -- read models -------------------------------------------------------------------------------
+    def _latest(self, query: EventQuery, limit: int | None) -> list[Envelope]:
+        if limit is not None and limit <= 0:
+            return []
+        rows = list(self.query(query, limit=limit))
+        rows.sort(key=lambda e: (e.timestamp, e.event_id), reverse=True)
+        return rows
+
+    def _ordered(self, query: EventQuery, limit: int | None = None) -> list[Envelope]:
+        rows = sorted(self.query(query), key=lambda e: (e.timestamp, e.event_id))
+        return rows[:limit] if limit is not None and limit >= 0 else rows
+
+    def get_recent_signals_by_entity(self, *, entity_ref: EntityRef, limit: int, start: datetime | None = None,
+                                     end: datetime | None = None, sources: list[str] | None = None) -> list[SignalEnvelope]:
+        """The last ``limit`` signals about an entity, newest first; reads days newest first and stops early."""
+        return self._latest(self.signal_query(start, end, newest_first=True, entity_ref=entity_ref, sources=_set(sources)), limit)
+
+    def get_last_posts_by_entity(self, *, entity_ref: EntityRef, limit: int, start: datetime | None = None,
+                                 end: datetime | None = None, sources: list[str] | None = None,
+                                 payload_types: list[str] | None = None) -> list[SignalEnvelope]:
+        types = frozenset(payload_types) if payload_types else frozenset({"SocialPostSeen"})
+        return self._latest(self.signal_query(start, end, newest_first=True, entity_ref=entity_ref, sources=_set(sources), types=types), limit)
+
+    def get_recent_signals_by_source(self, *, source: str, limit: int, start: datetime | None = None,
+                                     end: datetime | None = None, entity_ref: EntityRef | None = None) -> list[SignalEnvelope]:
+        return self._latest(self.signal_query(start, end, newest_first=True, entity_ref=entity_ref, sources=frozenset({source})), limit)
+
+    def get_latest_draft_signals(self, *, limit: int, start: datetime, end: datetime, entity_ref: EntityRef | None = None,
+                                 sources: list[str] | None = None, payload_types: list[str] | None = None) -> list[SignalEnvelope]:
+        q = self.signal_query(start, end, newest_first=True, entity_ref=entity_ref, sources=_set(sources), types=_set(payload_types))
+        return self._latest(q, limit)
+
+    def get_latest_approval_outcomes(self, *, limit: int, start: datetime, end: datetime, entity_ref: EntityRef | None = None,
+                                     emission_types: list[str] | None = None) -> list[EmissionEnvelope]:
+        q = self.emission_query(start, end, newest_first=True, entity_ref=entity_ref, types=_set(emission_types))
+        return self._latest(q, limit)
+
+    def get_top_recommendation_candidates(self, *, start: datetime, end: datetime, limit: int, entity_ref: EntityRef | None = None,
+                                          sources: list[str] | None = None, payload_types: list[str] | None = None,
+                                          score_field: str = "score", unique_by_entity: bool = True) -> list[SignalEnvelope]:
+        """Highest ``payload[score_field]`` first (ties: newer, then larger id); one per entity by default."""
+        if limit <= 0:
+            return []
+        scored = []
+        for s in self.query(self.signal_query(start, end, entity_ref=entity_ref, sources=_set(sources), types=_set(payload_types))):
+            score = s.payload.get(score_field, 0.0) if isinstance(s.payload, dict) else None
+            if isinstance(score, (int, float)):
+                scored.append((float(score), s.timestamp, s.signal_id, s))
+        scored.sort(key=lambda item: item[:3], reverse=True)
+        selected: list[SignalEnvelope] = []
+        seen: set[str] = set()
+        for *_, s in scored:
+            if unique_by_entity:
+                key = s.entity_refs[0].key if s.entity_refs else f"signal:{s.signal_id}"
+                if key in seen:
+                    continue
+                seen.add(key)
+            selected.append(s)
+            if len(selected) >= limit:
+                break
+        return selected
+
+    def get_ready_candidates(self, *, start: datetime, end: datetime, limit: int | None = None, entity_ref: EntityRef | None = None,
+                             sources: list[str] | None = None, ready_field: str = "status", ready_value: str = "READY",
+                             payload_types: list[str] | None = None) -> list[SignalEnvelope]:
+        q = self.signal_query(start, end, newest_first=True, entity_ref=entity_ref, sources=_set(sources),
+                          types=_set(payload_types), payload_equals=((ready_field, ready_value),))
+        return self._latest(q, limit if limit is not None and limit >= 0 else None)
+
+    def get_outcomes_for_window(self, *, start: datetime, end: datetime, entity_ref: EntityRef | None = None,
+                                emission_types: list[str] | None = None) -> list[EmissionEnvelope]:
+        return self._ordered(self.emission_query(start, end, entity_ref=entity_ref, types=_set(emission_types)))
+
+    @staticmethod
+    def _payload_filters(**pairs) -> tuple[tuple[str, Any], ...]:
+        return tuple((k, v) for k, v in pairs.items() if v is not None)
+
+    def get_token_signals(self, *, start: datetime, end: datetime, token_id: str | None = None, project_entity_id: str | None = None,
+                          entity_ref: EntityRef | None = None, sources: list[str] | None = None,
+                          payload_types: list[str] | None = None, limit: int | None = None) -> list[SignalEnvelope]:
+        q = self.signal_query(start, end, entity_ref=entity_ref, sources=_set(sources), types=_set(payload_types),
+                          payload_equals=self._payload_filters(token_id=token_id, project_entity_id=project_entity_id))
+        return self._ordered(q, limit)
+
+    def get_promise_signals(self, *, start: datetime, end: datetime, promise_id: str | None = None, status: str | None = None,
+                            entity_ref: EntityRef | None = None, sources: list[str] | None = None,
+                            payload_types: list[str] | None = None, limit: int | None = None) -> list[SignalEnvelope]:
+        q = self.signal_query(start, end, entity_ref=entity_ref, sources=_set(sources), types=_set(payload_types),
+                          payload_equals=self._payload_filters(promise_id=promise_id, status=status))
+        return self._ordered(q, limit)
+
+    def get_promise_outcomes_for_window(self, *, start: datetime, end: datetime, promise_id: str | None = None, status: str | None = None,
+                                        entity_ref: EntityRef | None = None, emission_types: list[str] | None = None) -> list[EmissionEnvelope]:
+        q = self.emission_query(start, end, entity_ref=entity_ref, types=_set(emission_types),
+                            payload_equals=self._payload_filters(promise_id=promise_id, status=status))
+        return self._ordered(q)
+
+    def get_unresolved_outcome_signals(self, *, start: datetime, end: datetime, entity_ref: EntityRef | None = None,
+                                       sources: list[str] | None = None, pending_payload_types: list[str] | None = None,
+                                       success_emission_types: list[str] | None = None,
+                                       failure_emission_types: list[str] | None = None) -> list[SignalEnvelope]:
+        """Pending outcome signals that no success or failure emission names in ``caused_by`` yet."""
+        pending = _set(pending_payload_types) or DEFAULT_PENDING_OUTCOME_PAYLOAD_TYPES
+        closing = (_set(success_emission_types) or DEFAULT_SUCCESS_EMISSION_TYPES) | (_set(failure_emission_types) or DEFAULT_FAILURE_EMISSION_TYPES)
+        resolved = {e.caused_by for e in self.query(self.emission_query(start, end, entity_ref=entity_ref, types=closing))}
+        q = self.signal_query(start, end, entity_ref=entity_ref, sources=_set(sources), types=pending)
+        return sorted((s for s in self.query(q) if s.signal_id not in resolved), key=lambda s: (s.timestamp, s.signal_id))
+
+    def get_expired_outcome_signals(self, *, now: datetime, start: datetime, end: datetime, entity_ref: EntityRef | None = None,
+                                    sources: list[str] | None = None, pending_payload_types: list[str] | None = None,
+                                    success_emission_types: list[str] | None = None, failure_emission_types: list[str] | None = None,
+                                    expires_at_field: str = "expires_at") -> list[SignalEnvelope]:
+        unresolved = self.get_unresolved_outcome_signals(
+            start=start, end=end, entity_ref=entity_ref, sources=sources, pending_payload_types=pending_payload_types,
+            success_emission_types=success_emission_types, failure_emission_types=failure_emission_types)
+        return [s for s in unresolved if _expired(s, expires_at_field, ensure_utc(now))]
+
+    def get_outcome_window_buckets(self, *, now: datetime, start: datetime, end: datetime, entity_ref: EntityRef | None = None,
+                                   sources: list[str] | None = None, pending_payload_types: list[str] | None = None,
+                                   success_emission_types: list[str] | None = None, failure_emission_types: list[str] | None = None,
+                                   expires_at_field: str = "expires_at") -> dict[str, list]:
+        """``pending`` (unresolved, not expired), ``expired``, ``success`` and ``failure`` emissions."""
+        success_types = _set(success_emission_types) or DEFAULT_SUCCESS_EMISSION_TYPES
+        failure_types = _set(failure_emission_types) or DEFAULT_FAILURE_EMISSION_TYPES
+        unresolved = self.get_unresolved_outcome_signals(
+            start=start, end=end, entity_ref=entity_ref, sources=sources, pending_payload_types=pending_payload_types,
+            success_emission_types=list(success_types), failure_emission_types=list(failure_types))
+        now_utc = ensure_utc(now)
+        expired = [s for s in unresolved if _expired(s, expires_at_field, now_utc)]
+        expired_ids = {s.signal_id for s in expired}
+        return {
+            "pending": [s for s in unresolved if s.signal_id not in expired_ids],
+            "expired": expired,
+            "success": self._ordered(self.emission_query(start, end, entity_ref=entity_ref, types=success_types)),
+            "failure": self._ordered(self.emission_query(start, end, entity_ref=entity_ref, types=failure_types)),
+        }
+
+    # -- checkpoints -------------------------------------------------------------------------------
+    def build_signal_checkpoint(self, processed_signals: Iterable[SignalEnvelope]) -> ReplayCheckpoint | None:
+        return build_checkpoint(processed_signals)
+
+    def write_checkpoint(self, name: str, checkpoint: ReplayCheckpoint) -> str:
+        return self._put_document("checkpoints", check_name(name), checkpoint.to_dict())
+
+    def read_checkpoint(self, name: str) -> ReplayCheckpoint | None:
+        doc = self._get_document("checkpoints", check_name(name))
+        return ReplayCheckpoint.from_dict(doc) if doc is not None else None
+
+    # -- snapshots ---------------------------------------------------------------------------------
+    def write_snapshot(self, name: str, snapshot_state: dict[str, Any], snapshot_time: datetime | None = None) -> str:
+        """A point-in-time document named ``name__YYYY-MM-DDTHHMMSSZ`` (metaspn-store's naming)."""
+        token = ensure_utc(snapshot_time or datetime.now(UTC)).strftime("%Y-%m-%dT%H%M%SZ")
+        return self._put_document("snapshots", f"{check_name(name)}__{token}", snapshot_state)
+
+    def read_snapshot(self, name: str, snapshot_time: datetime | None = None) -> dict[str, Any] | None:
+        """The snapshot at ``snapshot_time`` (to the second), or the latest one of ``name``."""
+        check_name(name)
+        if snapshot_time is not None:
+            token = ensure_utc(snapshot_time).strftime("%Y-%m-%dT%H%M%SZ")
+            return self._get_document("snapshots", f"{name}__{token}")
+        names = [n for n in self._list_documents("snapshots", f"{name}__") if re.fullmatch(r"\d{4}-\d\d-\d\dT\d{6}Z", n[len(name) + 2:])]
+        return self._get_document("snapshots", max(names)) if names else None
+
+    def _write_day_document(self, prefix: str, field: str, day, body: dict[str, Any]) -> str:
+        token = _day_token(day)
+        return self._put_document("snapshots", f"{prefix}__{token}", {"day": token, field: body, "schema_version": "0.1"})
+
+    def write_daily_digest_snapshot(self, *, day: date | datetime | str, digest: dict[str, Any]) -> str:
+        return self._write_day_document("digest", "digest", day, digest)
+
+    def read_daily_digest_snapshot(self, day: date | datetime | str) -> dict[str, Any] | None:
+        return self._get_document("snapshots", f"digest__{_day_token(day)}")
+
+    def write_calibration_snapshot(self, *, day: date | datetime | str, report: dict[str, Any]) -> str:
+        return self._write_day_document("calibration", "report", day, report)
+
+    def read_calibration_snapshot(self, day: date | datetime | str) -> dict[str, Any] | None:
+        return self._get_document("snapshots", f"calibration__{_day_token(day)}")
+
+    def write_credibility_snapshot(self, *, day: date | datetime | str, report: dict[str, Any]) -> str:
+        return self._write_day_document("credibility", "report", day, report)
+
+    def read_credibility_snapshot(self, day: date | datetime | str) -> dict[str, Any] | None:
+        return self._get_document("snapshots", f"credibility__{_day_token(day)}")
+
+
+def _expired(signal: SignalEnvelope, field: str, now: datetime) -> bool:
+    if not isinstance(signal.payload, dict):
+        return False
+    raw = signal.payload.get(field)
+    if isinstance(raw, datetime):
+        return ensure_utc(raw) < now
+    if isinstance(raw, str):
+        try:
+            return parse_timestamp(raw) < now
+        except ValueError:
+            return False
+    return False

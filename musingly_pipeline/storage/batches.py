@@ -1,0 +1,415 @@
+"""The import batch tables: SQL for batches, their items, the applied-keys table and the audit log.
+
+Every function takes an open psycopg connection (with ``dict_row``) and leaves transaction control
+to the caller, except where the docstring says it commits. The processor API on top of this lives
+in :mod:`musingly_pipeline.batches`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from musingly_pipeline.validation.report import Issue, Severity
+
+BATCH_STATUSES = ("pending", "processing", "completed", "failed")
+ITEM_STATUSES = ("pending", "processing", "completed", "failed", "skipped")
+LOG_LEVELS = ("info", "warning", "error")
+
+
+class BatchError(Exception):
+    """A refused batch operation: a stable ``code`` and a message that says the fix."""
+
+    def __init__(self, code: str, message: str, path: str = ""):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.path = path
+
+    @property
+    def issue(self) -> Issue:
+        return Issue(self.code, Severity.error, self.path, self.message)
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+@dataclass(frozen=True)
+class ImportBatchItem:
+    """One item of a batch as a processor sees it: its source data and where it came from."""
+
+    id: int
+    batch_id: uuid.UUID
+    item_index: int
+    source_data: dict[str, Any]
+    item_key: str
+    attempts: int = 0
+    source_item_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ItemRecord:
+    """One row of ``import_batch_items`` with its outcome, for people (`musingly batch show`)."""
+
+    id: int
+    item_index: int
+    status: str
+    attempts: int
+    item_key: str
+    source_data: dict[str, Any]
+    error_code: str | None
+    error_message: str | None
+    error_traceback: str | None
+    target_table: str | None
+    target_id: str | None
+    result: Any
+    duplicate_of: int | None
+    source_item_id: int | None
+    duration_ms: float | None
+    processed_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: _jsonable(getattr(self, name)) for name in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """One row of ``import_batch_logs``."""
+
+    id: int
+    item_id: int | None
+    level: str
+    message: str
+    details: dict[str, Any]
+    created_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: _jsonable(getattr(self, name)) for name in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """One row of the ``import_batch_summary`` view: a batch with its counts and throughput.
+
+    ``success_rate`` is the percentage of items completed or skipped (already applied elsewhere);
+    ``items_per_second`` counts items that reached an outcome over the batch's wall time.
+    """
+
+    batch_id: uuid.UUID
+    batch_type: str
+    status: str
+    parent_batch_id: uuid.UUID | None
+    total_items: int
+    pending_items: int
+    processing_items: int
+    completed_items: int
+    failed_items: int
+    skipped_items: int
+    success_rate: float
+    duration_seconds: float | None
+    items_per_second: float | None
+    error_message: str | None
+    metadata: dict[str, Any]
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: _jsonable(getattr(self, name)) for name in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    """What processing one item produced; written back in bulk at the end of a chunk."""
+
+    item_id: int
+    status: str
+    error_code: str | None = None
+    error_message: str | None = None
+    error_traceback: str | None = None
+    target_table: str | None = None
+    target_id: str | None = None
+    result: Any = None
+    duplicate_of: int | None = None
+    duration_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """A log line waiting to be written to ``import_batch_logs``."""
+
+    batch_id: uuid.UUID
+    item_id: int | None
+    level: str
+    message: str
+    details: dict[str, Any]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (uuid.UUID, datetime)):
+        return str(value) if isinstance(value, uuid.UUID) else value.isoformat()
+    return value
+
+
+def dumps(value: Any) -> str:
+    """JSON text for a jsonb column; values JSON cannot hold (UUID, datetime) become strings."""
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def insert_batch(
+    conn: psycopg.Connection,
+    batch_type: str,
+    items: Sequence[tuple[str, str]],
+    *,
+    metadata: dict[str, Any] | None = None,
+    parent_batch_id: uuid.UUID | None = None,
+) -> uuid.UUID:
+    """Insert a batch and its items (``(source_json_text, item_key)`` pairs, via COPY); no commit."""
+    batch_id = uuid.uuid4()
+    conn.execute(
+        "INSERT INTO import_batches (id, batch_type, total_items, parent_batch_id, metadata)"
+        " VALUES (%s, %s, %s, %s, %s::jsonb)",
+        (batch_id, batch_type, len(items), parent_batch_id, dumps(metadata or {})),
+    )
+    with conn.cursor() as cur, cur.copy(
+        "COPY import_batch_items (batch_id, item_index, source_data, item_key) FROM STDIN"
+    ) as copy:
+        for index, (text, key) in enumerate(items):
+            copy.write_row((batch_id, index, text, key))
+    return batch_id
+
+
+def copy_items_to_new_batch(
+    conn: psycopg.Connection, original: BatchSummary, item_statuses: Sequence[str], metadata: dict[str, Any]
+) -> uuid.UUID | None:
+    """A new batch linked to ``original`` holding copies of its items in ``item_statuses``; no commit.
+
+    Returns ``None`` (and writes nothing) when the original has no such items.
+    """
+    batch_id = uuid.uuid4()
+    conn.execute(
+        "INSERT INTO import_batches (id, batch_type, total_items, parent_batch_id, metadata)"
+        " SELECT %(new)s, b.batch_type, n.count, b.id, %(metadata)s::jsonb"
+        " FROM import_batches b, LATERAL (SELECT count(*) AS count FROM import_batch_items i"
+        "   WHERE i.batch_id = b.id AND i.status = ANY(%(statuses)s)) n"
+        " WHERE b.id = %(old)s AND n.count > 0",
+        {"new": batch_id, "old": original.batch_id, "statuses": list(item_statuses), "metadata": dumps(metadata)},
+    )
+    if conn.execute("SELECT 1 FROM import_batches WHERE id = %s", (batch_id,)).fetchone() is None:
+        return None
+    conn.execute(
+        "INSERT INTO import_batch_items (batch_id, item_index, source_data, item_key, source_item_id)"
+        " SELECT %(new)s, (row_number() OVER (ORDER BY i.item_index)) - 1, i.source_data, i.item_key, i.id"
+        " FROM import_batch_items i WHERE i.batch_id = %(old)s AND i.status = ANY(%(statuses)s)",
+        {"new": batch_id, "old": original.batch_id, "statuses": list(item_statuses)},
+    )
+    return batch_id
+
+
+def batch_lock_key(batch_id: uuid.UUID) -> int:
+    """The advisory lock that one processing run of a batch holds (a signed 64-bit integer)."""
+    return int.from_bytes(batch_id.bytes[:8], "big", signed=True)
+
+
+def try_lock_batch(conn: psycopg.Connection, batch_id: uuid.UUID) -> bool:
+    """Take the batch's session lock; released when the connection ends, even if the process dies."""
+    return bool(conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (batch_lock_key(batch_id),)).fetchone()["ok"])
+
+
+def unlock_batch(conn: psycopg.Connection, batch_id: uuid.UUID) -> None:
+    conn.execute("SELECT pg_advisory_unlock(%s)", (batch_lock_key(batch_id),))
+
+
+def lock_batch_type(conn: psycopg.Connection, batch_type: str) -> None:
+    """Serialise the applied-key check of one batch type until the transaction ends."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 7))", ("import_batch_type:" + batch_type,))
+
+
+def batch_summary(conn: psycopg.Connection, batch_id: uuid.UUID) -> BatchSummary:
+    row = conn.execute("SELECT * FROM import_batch_summary WHERE batch_id = %s", (batch_id,)).fetchone()
+    if row is None:
+        raise BatchError("BATCH_NOT_FOUND", f"no import batch {batch_id}; list batches with `musingly batches`")
+    return _summary(row)
+
+
+def _summary(row: dict[str, Any]) -> BatchSummary:
+    values = dict(row)
+    values["success_rate"] = float(values["success_rate"])
+    if values["items_per_second"] is not None:
+        values["items_per_second"] = float(values["items_per_second"])
+    return BatchSummary(**values)
+
+
+def list_batches(
+    conn: psycopg.Connection,
+    *,
+    status: str | None = None,
+    batch_type: str | None = None,
+    parent_batch_id: uuid.UUID | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[BatchSummary]:
+    """Batches, newest first, optionally filtered."""
+    rows = conn.execute(
+        "SELECT * FROM import_batch_summary"
+        " WHERE (%(status)s::text IS NULL OR status = %(status)s)"
+        "   AND (%(type)s::text IS NULL OR batch_type = %(type)s)"
+        "   AND (%(parent)s::uuid IS NULL OR parent_batch_id = %(parent)s)"
+        " ORDER BY created_at DESC, batch_id LIMIT %(limit)s OFFSET %(offset)s",
+        {"status": status, "type": batch_type, "parent": parent_batch_id, "limit": limit, "offset": offset},
+    ).fetchall()
+    return [_summary(row) for row in rows]
+
+
+def batch_items(
+    conn: psycopg.Connection, batch_id: uuid.UUID, *, status: str | None = None, limit: int | None = None
+) -> list[ItemRecord]:
+    rows = conn.execute(
+        "SELECT id, item_index, status, attempts, item_key, source_data, error_code, error_message,"
+        " error_traceback, target_table, target_id, result, duplicate_of, source_item_id, duration_ms,"
+        " processed_at FROM import_batch_items"
+        " WHERE batch_id = %(batch)s AND (%(status)s::text IS NULL OR status = %(status)s)"
+        " ORDER BY item_index LIMIT %(limit)s",
+        {"batch": batch_id, "status": status, "limit": limit},
+    ).fetchall()
+    return [ItemRecord(**row) for row in rows]
+
+
+def batch_logs(conn: psycopg.Connection, batch_id: uuid.UUID, *, limit: int | None = None) -> list[LogRecord]:
+    rows = conn.execute(
+        "SELECT id, item_id, level, message, details, created_at FROM import_batch_logs"
+        " WHERE batch_id = %s ORDER BY id LIMIT %s",
+        (batch_id, limit),
+    ).fetchall()
+    return [LogRecord(**row) for row in rows]
+
+
+def failed_imports(conn: psycopg.Connection, *, limit: int = 50) -> list[dict[str, Any]]:
+    """Rows of the ``failed_imports_report`` view, newest first."""
+    rows = conn.execute(
+        "SELECT * FROM failed_imports_report ORDER BY created_at DESC LIMIT %s", (limit,)
+    ).fetchall()
+    return [{k: _jsonable(v) if not isinstance(v, list) else [_jsonable(x) for x in v] for k, v in r.items()}
+            for r in rows]
+
+
+def set_batch_status(
+    conn: psycopg.Connection, batch_id: uuid.UUID, status: str, *, error_message: str | None = None
+) -> None:
+    """Move a batch to ``status``: 'processing' stamps the first start, an end status the end time."""
+    conn.execute(
+        "UPDATE import_batches SET status = %(status)s, error_message = %(error)s, updated_at = now(),"
+        " started_at = CASE WHEN %(status)s = 'processing' THEN coalesce(started_at, now()) ELSE started_at END,"
+        " completed_at = CASE WHEN %(status)s IN ('completed', 'failed') THEN now() ELSE NULL END"
+        " WHERE id = %(id)s",
+        {"status": status, "error": error_message, "id": batch_id},
+    )
+
+
+def recover_interrupted(conn: psycopg.Connection, batch_id: uuid.UUID, max_attempts: int) -> tuple[list[int], list[int]]:
+    """Items left 'processing' by a run that died: return (ids to retry, ids now marked failed).
+
+    Their writes rolled back with the dead run's transaction, so retrying cannot apply them twice.
+    An item interrupted ``max_attempts`` times is marked failed (``ITEM_INTERRUPTED``): it is likely
+    the one that kills the process.
+    """
+    failed = [r["id"] for r in conn.execute(
+        "UPDATE import_batch_items SET status = 'failed', error_code = 'ITEM_INTERRUPTED',"
+        " error_message = 'processing was interrupted ' || attempts || ' times (the process died or was"
+        " killed while this item was in flight); fix the cause and reprocess the batch',"
+        " processed_at = now()"
+        " WHERE batch_id = %s AND status = 'processing' AND attempts >= %s RETURNING id",
+        (batch_id, max_attempts),
+    ).fetchall()]
+    retry = [r["id"] for r in conn.execute(
+        "SELECT id FROM import_batch_items WHERE batch_id = %s AND status = 'processing' ORDER BY item_index",
+        (batch_id,),
+    ).fetchall()]
+    return retry, failed
+
+
+def pending_item_ids(conn: psycopg.Connection, batch_id: uuid.UUID) -> list[int]:
+    return [r["id"] for r in conn.execute(
+        "SELECT id FROM import_batch_items WHERE batch_id = %s AND status = 'pending' ORDER BY item_index",
+        (batch_id,),
+    ).fetchall()]
+
+
+def claim_items(conn: psycopg.Connection, item_ids: Sequence[int]) -> list[ImportBatchItem]:
+    """Mark items 'processing' (one more attempt each) and return them in index order; no commit."""
+    rows = conn.execute(
+        "UPDATE import_batch_items SET status = 'processing', attempts = attempts + 1"
+        " WHERE id = ANY(%s) AND status IN ('pending', 'processing')"
+        " RETURNING id, batch_id, item_index, source_data, item_key, attempts, source_item_id",
+        (list(item_ids),),
+    ).fetchall()
+    return sorted((ImportBatchItem(**row) for row in rows), key=lambda item: item.item_index)
+
+
+def applied_keys(conn: psycopg.Connection, batch_type: str, keys: Iterable[str]) -> dict[str, int]:
+    """Of ``keys``, those already applied for ``batch_type``, with the item that applied each."""
+    rows = conn.execute(
+        "SELECT item_key, item_id FROM import_batch_item_keys WHERE batch_type = %s AND item_key = ANY(%s)",
+        (batch_type, list(set(keys))),
+    ).fetchall()
+    return {r["item_key"]: r["item_id"] for r in rows}
+
+
+def record_keys(conn: psycopg.Connection, batch_type: str, items: Sequence[tuple[str, int]]) -> None:
+    """Record ``(item_key, item_id)`` pairs as applied; a key applied again points at the newer item."""
+    if not items:
+        return
+    conn.execute(
+        "INSERT INTO import_batch_item_keys (batch_type, item_key, item_id)"
+        " SELECT %s, k, i FROM unnest(%s::text[], %s::bigint[]) AS u(k, i)"
+        " ON CONFLICT (batch_type, item_key) DO UPDATE SET item_id = excluded.item_id, recorded_at = now()",
+        (batch_type, [k for k, _ in items], [i for _, i in items]),
+    )
+
+
+def write_outcomes(conn: psycopg.Connection, outcomes: Sequence[ItemOutcome]) -> None:
+    """Write many items' outcomes in one statement."""
+    if not outcomes:
+        return
+    columns = {
+        "id": [o.item_id for o in outcomes],
+        "status": [o.status for o in outcomes],
+        "error_code": [o.error_code for o in outcomes],
+        "error_message": [o.error_message for o in outcomes],
+        "error_traceback": [o.error_traceback for o in outcomes],
+        "target_table": [o.target_table for o in outcomes],
+        "target_id": [o.target_id for o in outcomes],
+        "result": [None if o.result is None else dumps(o.result) for o in outcomes],
+        "duplicate_of": [o.duplicate_of for o in outcomes],
+        "duration_ms": [o.duration_ms for o in outcomes],
+    }
+    conn.execute(
+        "UPDATE import_batch_items i SET status = u.status, error_code = u.error_code,"
+        " error_message = u.error_message, error_traceback = u.error_traceback,"
+        " target_table = u.target_table, target_id = u.target_id, result = u.result::jsonb,"
+        " duplicate_of = u.duplicate_of, duration_ms = u.duration_ms, processed_at = now()"
+        " FROM unnest(%(id)s::bigint[], %(status)s::text[], %(error_code)s::text[], %(error_message)s::text[],"
+        "   %(error_traceback)s::text[], %(target_table)s::text[], %(target_id)s::text[], %(result)s::text[],"
+        "   %(duplicate_of)s::bigint[], %(duration_ms)s::float8[])"
+        "   AS u(id, status, error_code, error_message, error_traceback, target_table, target_id, result,"
+        "        duplicate_of, duration_ms)"
+        " WHERE i.id = u.id",
+        columns,
+    )
+
+
+def write_logs(conn: psycopg.Connection, entries: Sequence[LogEntry]) -> None:
+    """Append log lines via COPY."""
+    if not entries:
+        return
+    with conn.cursor() as cur, cur.copy(
+        "COPY import_batch_logs (batch_id, item_id, level, message, details) FROM STDIN"
+    ) as copy:
+        for e in entries:
+            copy.write_row((e.batch_id, e.item_id, e.level, e.message, dumps(e.details)))

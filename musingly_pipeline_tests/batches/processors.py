@@ -1,0 +1,102 @@
+"""Processors the batch tests use; discoverable as ``musingly_pipeline_tests.batches.processors``.
+
+``BATCH_TEST_HANG_ON=N`` makes CounterProcessor hang on item ``n == N`` and ``BATCH_TEST_CRASH=1``
+makes it kill its own process on items with ``"crash": true``: only subprocess tests set them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from musingly_pipeline.batches import BaseProcessor, BatchManager, ProcessorRegistry
+
+PACKAGE = __name__
+
+TABLES = """
+CREATE TABLE IF NOT EXISTS customers (email text PRIMARY KEY, name text NOT NULL);
+CREATE TABLE IF NOT EXISTS customer_events (email text NOT NULL, event text NOT NULL);
+CREATE TABLE IF NOT EXISTS counted (n integer NOT NULL, batch_id uuid NOT NULL);
+CREATE TABLE IF NOT EXISTS hook_marks (hook text NOT NULL);
+"""
+
+
+class CustomerDataProcessor(BaseProcessor):
+    """The seed's example: an upsert by email; ``"explode": true`` fails after a first write."""
+
+    def validate_item(self, item, ctx):
+        data = item.source_data
+        self.validated = getattr(self, "validated", 0) + 1
+        return data.get("email") and "@" in data["email"]
+
+    def process_item(self, item, ctx):
+        data = item.source_data
+        ctx.execute("INSERT INTO customer_events (email, event) VALUES (%s, 'seen')", (data["email"],))
+        if data.get("explode"):
+            raise ValueError(f"cannot import {data['email']}: explode is set")
+        existing = ctx.execute_one("SELECT email FROM customers WHERE email = %s", (data["email"],))
+        # name None violates NOT NULL: a database error inside the item's savepoint.
+        ctx.execute(
+            "INSERT INTO customers (email, name) VALUES (%s, %s) ON CONFLICT (email) DO UPDATE SET name = excluded.name",
+            (data["email"], data.get("name")),
+        )
+        if existing:
+            ctx.info("updated an existing customer", email=data["email"])
+        return {"target_table": "customers", "target_id": data["email"]}
+
+
+class CounterProcessor(BaseProcessor):
+    """Plain inserts without a key: a row counted twice would show as two rows."""
+
+    def process_item(self, item, ctx):
+        n = item.source_data["n"]
+        if os.environ.get("BATCH_TEST_HANG_ON") == str(n):
+            ctx.connection.execute("SELECT 1")
+            time.sleep(120)
+        if os.environ.get("BATCH_TEST_CRASH") and item.source_data.get("crash"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        ctx.execute("INSERT INTO counted (n, batch_id) VALUES (%s, %s)", (n, item.batch_id))
+        return {"target_table": "counted", "target_id": n}
+
+
+class StartHookFailsProcessor(BaseProcessor):
+    def on_batch_start(self, ctx):
+        ctx.execute("INSERT INTO hook_marks (hook) VALUES ('start')")
+        raise RuntimeError("reference data is missing")
+
+    def process_item(self, item, ctx):
+        ctx.execute("INSERT INTO hook_marks (hook) VALUES ('item')")
+
+
+class CompleteHookFailsProcessor(BaseProcessor):
+    def process_item(self, item, ctx):
+        ctx.execute("INSERT INTO hook_marks (hook) VALUES ('item')")
+
+    def on_batch_complete(self, ctx, summary):
+        ctx.execute("INSERT INTO hook_marks (hook) VALUES ('complete')")
+        raise RuntimeError("notification failed")
+
+
+class ToggleProcessor(BaseProcessor):
+    """Fails items while ``toggle_switch`` says 'off': fix the data, then reprocess."""
+
+    def process_item(self, item, ctx):
+        state = ctx.execute_one("SELECT value FROM toggle_switch")
+        if state is None or state["value"] != "on":
+            raise RuntimeError("the switch is off; turn it on and reprocess")
+        ctx.execute("INSERT INTO counted (n, batch_id) VALUES (%s, %s)", (item.source_data["n"], item.batch_id))
+
+
+def make_registry() -> ProcessorRegistry:
+    registry = ProcessorRegistry()
+    registry.discover(PACKAGE)
+    return registry
+
+
+def make_manager(url: str, **kwargs) -> BatchManager:
+    manager = BatchManager(url, make_registry(), **kwargs)
+    with manager.connect() as conn:
+        conn.execute(TABLES)
+        conn.execute("CREATE TABLE IF NOT EXISTS toggle_switch (value text NOT NULL)")
+    return manager
