@@ -7,6 +7,7 @@ import psycopg
 import pytest
 
 from musingly_pipeline.defs.batches import BatchManagerResource, ReprocessConfig, jobs, reprocess_failed_items
+from musingly_pipeline.defs.resources import PostgresResource
 from musingly_pipeline_tests.batches.processors import PACKAGE, make_manager
 
 
@@ -19,7 +20,7 @@ def run(manager, batch_id, **config):
     return reprocess_failed_items.execute_in_process(
         run_config=dg.RunConfig(ops={"reprocess_batch": ReprocessConfig(batch_id=str(batch_id), **config)}),
         instance=dg.DagsterInstance.ephemeral(),
-        resources={"batch_manager": BatchManagerResource(database_url=manager.database_url,
+        resources={"batch_manager": BatchManagerResource(postgres=PostgresResource(url=manager.database_url),
                                                          processor_packages=[PACKAGE])},
         raise_on_error=False,
     )
@@ -54,5 +55,5 @@ def test_a_refused_reprocess_fails_the_run_with_the_code(manager):
 
 def test_the_module_exports_the_job():
     assert jobs == [reprocess_failed_items]
-    assert dg.Definitions(jobs=jobs, resources={"batch_manager": BatchManagerResource()}).get_job_def(
+    assert dg.Definitions(jobs=jobs, resources={"batch_manager": BatchManagerResource(postgres=PostgresResource())}).get_job_def(
         "reprocess_failed_items")

@@ -72,3 +72,4 @@ def test_webserver_serves_the_asset_graph_and_checks(tmp_path, make_database):
     finally:
         process.terminate()
         process.wait(timeout=30)
+        process.stderr.close()

@@ -3,17 +3,18 @@
 import dagster as dg
 
 from musingly_pipeline.batches import BatchManager, default_registry
+from musingly_pipeline.defs.resources import PostgresResource
 
 
 class BatchManagerResource(dg.ConfigurableResource):
-    """Import batches in the project database (or ``database_url``).
+    """Import batches in the database of ``postgres`` (the shared PostgresResource).
 
     Processors come from the project's packages, ``MUSINGLY_PROCESSOR_PACKAGES`` and
     ``processor_packages``.
     """
 
-    database_url: str | None = None
+    postgres: PostgresResource
     processor_packages: list[str] = []
 
     def manager(self) -> BatchManager:
-        return BatchManager(self.database_url, default_registry(self.processor_packages))
+        return BatchManager(self.postgres.get_url(), default_registry(self.processor_packages))
