@@ -8,9 +8,11 @@ Diffs compare these rows; merges read them back into an :class:`ImportBundle`.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 import psycopg
 from psycopg import sql
+from pydantic import BaseModel
 
 from musingly_pipeline.contracts.bundle import (
     ENTITY_KINDS,
@@ -87,13 +89,38 @@ def row_key(kind: str, row) -> str:
 
 def read_entities(conn: psycopg.Connection, snapshot_id: uuid.UUID, kind: str) -> list:
     """Every row of ``kind`` in the snapshot, as contract models (trusted: not re-validated)."""
-    model = MODELS[kind]
     with conn.cursor() as cur:
         cur.execute(projection(kind, "s"), {"s": snapshot_id})
-        names = [c.name for c in cur.description][1:]
-        # model_construct: the database already holds valid rows; re-validating 100k sparks would
-        # cost seconds for nothing. The merged bundle is still checked by the integrity rules.
-        return [model.model_construct(**dict(zip(names, row[1:]))) for row in cur]
+        build = trusted_builder(MODELS[kind], [c.name for c in cur.description][1:])
+        return [build(row[1:]) for row in cur.fetchall()]
+
+
+def trusted_builder(model: type[BaseModel], names: list[str]) -> Callable[[tuple], BaseModel]:
+    """A function making ``model`` instances from value tuples in ``names`` order, unvalidated.
+
+    What ``model.model_construct(**dict(zip(names, values)))`` makes (a test checks they are
+    equal), for every field given, at a seventh of the cost: model_construct's general path (aliases,
+    defaults, extras) took 7 us a row, which for the 700k rows of a large snapshot was most of a
+    merge's reading time. The database already holds valid rows; re-validating them would cost
+    seconds for nothing, and a merged bundle is still checked by the integrity rules.
+    """
+    names = tuple(names)
+    missing = set(model.model_fields) - set(names)
+    if missing or set(names) - set(model.model_fields):
+        raise ValueError(f"{model.__name__} needs exactly its fields; missing {sorted(missing)}")
+    if model.__pydantic_post_init__ or model.__private_attributes__ or model.model_config.get("extra") == "allow":
+        raise ValueError(f"{model.__name__} has post-init, private or extra attributes; use model_construct")
+    new, setattr_ = object.__new__, object.__setattr__
+
+    def build(values: tuple) -> BaseModel:
+        obj = new(model)
+        setattr_(obj, "__dict__", dict(zip(names, values)))
+        setattr_(obj, "__pydantic_fields_set__", set(names))
+        setattr_(obj, "__pydantic_extra__", None)
+        setattr_(obj, "__pydantic_private__", None)
+        return obj
+
+    return build
 
 
 def read_bundle_content(conn: psycopg.Connection, snapshot_id: uuid.UUID, header: ImportBundle) -> ImportBundle:

@@ -34,6 +34,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from musingly_pipeline.contracts.bundle import ENTITY_KINDS, ImportBundle
+from musingly_pipeline.gcpause import gc_paused
 from musingly_pipeline.storage.content_hash import content_hash
 from musingly_pipeline.storage.database import connect, database_url
 from musingly_pipeline.storage.loader import TABLES, Progress, load_bundle, load_merged_bundle
@@ -366,6 +367,16 @@ def import_bundle(
       (``reused=True``) unless ``force``.
     * ``validated``: the caller already ran every rule on ``bundle`` (skips a second pass).
     """
+    with gc_paused():  # hashing and COPY rows make ~1M short-lived tuples; see gcpause
+        return _import_bundle(url, bundle, source_file=source_file, promote=promote, merge=merge,
+                              remove=remove, allow_shrink=allow_shrink, force=force, progress=progress,
+                              validated=validated, warnings=warnings, created_by=created_by)
+
+
+def _import_bundle(url: str | None, bundle: ImportBundle, *, source_file: str | None, promote: bool,
+                   merge: bool, remove: Iterable[str | tuple[str, str]], allow_shrink: bool, force: bool,
+                   progress: Progress | None, validated: bool, warnings: tuple[Issue, ...],
+                   created_by: str | None) -> ImportResult:
     started = time.perf_counter()
     removals = [r if isinstance(r, tuple) else _parse_removal(r) for r in remove]
     if removals and not merge:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
+from musingly_pipeline.gcpause import gc_paused
 from musingly_pipeline.contracts.bundle import SLUG_PATTERN, ImportBundle
 from musingly_pipeline.validation.integrity import check_bundle
 from musingly_pipeline.validation.report import Issue, ValidationReport, error, format_path
@@ -82,16 +83,18 @@ def read_bundle(path: str | Path) -> BundleFile:
 
 def validate_bundle_file(path: str | Path) -> BundleFile:
     """Read, parse and run every integrity rule; ``result.report`` holds all issues."""
-    result = read_bundle(path)
-    if result.bundle is not None:
-        result.report.issues.extend(check_bundle(result.bundle))
+    with gc_paused():
+        result = read_bundle(path)
+        if result.bundle is not None:
+            result.report.issues.extend(check_bundle(result.bundle))
     return result
 
 
 def validate_bundle(bundle: ImportBundle, file: str = "<bundle>") -> ValidationReport:
     """Integrity rules for a bundle already in memory (a merged snapshot, a generator's object)."""
     report = ValidationReport(file=file, counts=bundle.counts())
-    report.issues.extend(check_bundle(bundle))
+    with gc_paused():
+        report.issues.extend(check_bundle(bundle))
     return report
 
 
@@ -103,7 +106,8 @@ def parse_bundle(data: bytes, report: ValidationReport) -> ImportBundle | None:
         report.issues.append(error("FILE_EMPTY", "", "the file is empty; a bundle is a JSON object"))
         return None
     try:
-        bundle = ImportBundle.model_validate_json(data)
+        with gc_paused():
+            bundle = ImportBundle.model_validate_json(data)
     except ValidationError as exc:
         report.issues.extend(_issues_from(exc, data))
         return None

@@ -212,3 +212,26 @@ def test_current_views_serve_the_current_snapshot(url):
     data = example_data()
     assert [r[0] for r in rows] == sorted(s["slug"] for s in data["sparks"])
     assert links == sorted((l["source_slug"], l["target_slug"]) for l in data["spark_links"])
+
+
+def test_trusted_rows_read_back_equal_model_construct_and_the_imported_bundle(url):
+    from musingly_pipeline.storage.database import connect
+    from musingly_pipeline.storage.projections import MODELS, read_entities
+
+    imported = parse(example_data())
+    result = store.import_bundle(url, imported)
+    with connect(url) as conn:
+        for kind, model in MODELS.items():
+            rows = read_entities(conn, result.snapshot_id, kind)
+            assert rows, kind
+            for row in rows:
+                assert type(row) is model
+                same = model.model_construct(**row.__dict__)
+                assert row == same and row.model_fields_set == same.model_fields_set
+                assert row.model_dump_json() == same.model_dump_json()
+            key = {"concept_sparks": ("concept_slug", "spark_slug"), "spark_beacons": ("spark_slug", "beacon_slug"),
+                   "spark_links": ("source_slug", "target_slug"),
+                   "concept_links": ("source_slug", "target_slug")}.get(kind, ("slug",))
+            def order(r):
+                return tuple(getattr(r, f) for f in key)
+            assert sorted(rows, key=order) == sorted(getattr(imported, kind), key=order), kind

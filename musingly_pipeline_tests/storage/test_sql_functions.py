@@ -11,6 +11,7 @@ import pytest
 from musingly_pipeline.storage import snapshots as store
 from musingly_pipeline.storage.database import connect
 from musingly_pipeline.storage.migrations import ensure_migrated
+from musingly_pipeline.synthetic import write_bundle
 from musingly_pipeline_tests.storage.helpers import EXAMPLE, bundle, variant
 
 
@@ -112,6 +113,29 @@ def test_references_cannot_leave_their_snapshot(url):
             conn.execute("INSERT INTO concept_sparks (snapshot_id, concept_id, spark_id) VALUES (%s, %s, %s)",
                          (sid, concept, spark))
     assert b.snapshot_id != a.snapshot_id
+
+
+def test_bulk_statements_check_references_too(url, tmp_path):
+    """From 20k rows on, the reference check takes its hash-join form (0005): same rule, same error."""
+    a = store.import_bundle_file(url, write_bundle(tmp_path / "big.json", 7000, content_bytes=10))
+    assert a.entity_counts["spark_links"] >= 20_000  # the load itself went through the bulk form
+    with connect(url) as conn:
+        sid = _one(conn, "SELECT create_import_snapshot('copy', 'copy')")
+        conn.execute("INSERT INTO sparks SELECT %s, id, title, slug, summary, content_md, difficulty_level, "
+                     "estimated_minutes, is_published FROM sparks WHERE snapshot_id = %s", (sid, a.snapshot_id))
+        copy_links = ("INSERT INTO spark_links (snapshot_id, source_id, target_id, link_type, weight) "
+                      "SELECT %s, source_id, CASE WHEN row_number() OVER () = 12345 THEN %s ELSE target_id END, "
+                      "link_type, weight FROM spark_links WHERE snapshot_id = %s")
+        stray = uuid.uuid4()
+        with pytest.raises(psycopg.errors.ForeignKeyViolation, match=f"target_id -> sparks: {stray}"):
+            conn.execute(copy_links, (sid, stray, a.snapshot_id))
+        conn.rollback()
+        sid = _one(conn, "SELECT create_import_snapshot('copy', 'copy')")
+        conn.execute("INSERT INTO sparks SELECT %s, id, title, slug, summary, content_md, difficulty_level, "
+                     "estimated_minutes, is_published FROM sparks WHERE snapshot_id = %s", (sid, a.snapshot_id))
+        conn.execute(copy_links.replace("= 12345", "= -1"), (sid, stray, a.snapshot_id))
+        assert _one(conn, "SELECT count(*) FROM spark_links WHERE snapshot_id = %s", (sid,)) == \
+            a.entity_counts["spark_links"]
 
 
 def test_referenced_rows_and_snapshots_cannot_be_deleted_from_under_their_references(url):

@@ -284,3 +284,20 @@ def test_many_errors_are_all_reported(tmp_path, bundle):
     for spark in bundle["sparks"]:
         spark["slug"] = spark["slug"].upper()
     assert len(run(tmp_path, bundle).errors) == len(bundle["sparks"])
+
+
+def test_literal_field_types_follow_the_public_enums():
+    from typing import get_args
+
+    from musingly_pipeline.contracts.bundle import Difficulty, DifficultyLevel, Link, LinkType
+
+    assert get_args(Difficulty) == tuple(d.value for d in DifficultyLevel)
+    assert get_args(Link) == tuple(k.value for k in LinkType)
+
+
+def test_an_unknown_link_type_names_the_allowed_values(tmp_path, bundle):
+    bundle["spark_links"][0]["link_type"] = "requires"
+    report = run(tmp_path, bundle)
+    [issue] = [i for i in report.issues if i.severity is Severity.error]
+    assert issue.path == "spark_links[0].link_type"
+    assert "'prerequisite', 'recommended' or 'extends'" in issue.message
