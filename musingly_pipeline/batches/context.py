@@ -1,4 +1,4 @@
-"""What a processor gets: the database (inside the item's savepoint) and a logger tied to the batch."""
+"""What a processor gets: the database (in a savepoint that rolls a failing item back) and a batch logger."""
 
 from __future__ import annotations
 
@@ -19,10 +19,12 @@ class ImportContext:
     """The database connection and the audit log of one batch run.
 
     ``execute`` and ``execute_one`` run SQL with parameters on the run's connection: inside the
-    current item's savepoint during ``validate_item``/``process_item``, inside the hook's transaction
-    in ``on_batch_start``/``on_batch_complete``. Never commit or roll back yourself.
+    current item's savepoint (or its group's, for a ``replay_safe`` processor) during
+    ``validate_item``/``process_item``, inside the hook's transaction in
+    ``on_batch_start``/``on_batch_complete``. Never commit or roll back yourself.
     ``info``/``warning``/``error`` append to ``import_batch_logs``, tagged with the batch and the
-    current item. ``metadata`` is a dict shared by the hooks and every item of the run.
+    current item (the lines of a run that is rolled back and repeated are dropped, see
+    ``BaseProcessor.replay_safe``). ``metadata`` is a dict shared by the hooks and every item of the run.
     """
 
     def __init__(self, connection: psycopg.Connection, batch_id: uuid.UUID, batch_type: str):
