@@ -375,7 +375,7 @@ class _Chunk:
                 raise ItemInvalid("validate_item returned False")
             code = "ITEM_FAILED"
             fields = result_fields(processor.process_item(item, ctx))
-            if self.conn.info.transaction_status == INERROR:
+            if self.conn.pgconn.transaction_status == INERROR:
                 raise ItemAborted("the item caught a database error and carried on, but its transaction is aborted;"
                                   " let the error propagate, or run the statement in ctx.connection.transaction()")
         except Exception as exc:
