@@ -11,6 +11,9 @@ import signal
 import time
 from collections import Counter
 
+import psycopg
+from psycopg import sql
+
 from musingly_pipeline.batches import BaseProcessor, BatchManager, ProcessorRegistry
 
 PACKAGE = __name__
@@ -135,6 +138,51 @@ class SwallowsErrorsProcessor(BaseProcessor):
         except Exception:
             pass
         return {"target_id": item.source_data["divide"]}
+
+
+class GroupedSwallowsErrorsProcessor(SwallowsErrorsProcessor):
+    replay_safe = True
+
+
+class CatchesInASavepointProcessor(BaseProcessor):
+    """Catches the NOT NULL violation of ``"n": null`` the right way (a nested transaction on
+    ctx.connection) and counts -1 instead; ``"returning": true`` reads its row back."""
+
+    replay_safe = True
+
+    def process_item(self, item, ctx):
+        n = item.source_data.get("n")
+        try:
+            with ctx.connection.transaction():
+                ctx.execute("INSERT INTO counted (n, batch_id) VALUES (%s, %s)", (n, item.batch_id))
+        except psycopg.errors.NotNullViolation:
+            ctx.warning("n is missing: counted as -1")
+            ctx.execute("INSERT INTO counted (n, batch_id) VALUES (-1, %s)", (item.batch_id,))
+        return {"target_id": n}
+
+
+class ReturningProcessor(BaseProcessor):
+    """Statements whose rows it needs: INSERT ... RETURNING, and a composed query."""
+
+    replay_safe = True
+
+    def process_item(self, item, ctx):
+        n = item.source_data["n"]
+        [row] = ctx.execute("INSERT INTO counted (n, batch_id) VALUES (%s, %s) RETURNING n * 10 AS tenfold",
+                            (n, item.batch_id))
+        total = ctx.execute_one(sql.SQL("SELECT sum(n) AS s FROM {} WHERE batch_id = %s").format(
+            sql.Identifier("counted")), (item.batch_id,))
+        return {"target_id": row["tenfold"], "sum": total["s"]}
+
+
+class EveryOtherFailsProcessor(BaseProcessor):
+    """An INSERT nobody waits for; odd ``n`` insert a NULL, which the database refuses."""
+
+    replay_safe = True
+
+    def process_item(self, item, ctx):
+        n = item.source_data["n"]
+        ctx.execute("INSERT INTO counted (n, batch_id) VALUES (%s, %s)", (None if n % 2 else n, item.batch_id))
 
 
 class NulMessageProcessor(BaseProcessor):

@@ -24,8 +24,10 @@ def test_the_class_name_gives_the_batch_type(name, batch_type):
 def test_discover_finds_every_processor_of_a_package():
     registry = ProcessorRegistry()
     found = registry.discover(processors.PACKAGE)
-    assert sorted(found) == ["always_run", "complete_hook_fails", "counter", "customer_data", "grouped_customer",
-                             "nul_message", "running_number", "start_hook_fails", "swallows_errors", "toggle"]
+    assert sorted(found) == [
+        "always_run", "catches_in_a_savepoint", "complete_hook_fails", "counter", "customer_data",
+        "every_other_fails", "grouped_customer", "grouped_swallows_errors", "nul_message", "returning",
+        "running_number", "start_hook_fails", "swallows_errors", "toggle"]
     assert registry.get("customer_data") is processors.CustomerDataProcessor
 
 
