@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -29,7 +28,7 @@ class ImportContext:
     """
 
     def __init__(self, connection: psycopg.Connection, batch_id: uuid.UUID, batch_type: str):
-        self._connection = connection
+        self.connection = connection
         self.batch_id = batch_id
         self.batch_type = batch_type
         self.item: ImportBatchItem | None = None
@@ -38,33 +37,15 @@ class ImportContext:
         # While a group of items runs (see BatchManager), its lines wait here for the Python logger.
         self._held: list[tuple[str, str, int | None]] | None = None
         self._held_from = 0
-        # Set by the framework while a replay_safe processor's group runs in pipeline mode.
-        self._send: Callable[[Any, Any, bool], Any] | None = None
-        self._leave_pipeline: Callable[[], None] | None = None
-        # Whether an item asked for ``connection`` (its groups then run without pipeline mode).
-        self.used_connection = False
-
-    @property
-    def connection(self) -> psycopg.Connection:
-        """The run's connection itself, for what ``execute`` cannot do (COPY, nested transactions)."""
-        if self.item is not None:
-            self.used_connection = True
-            if self._leave_pipeline is not None:
-                self._leave_pipeline()
-        return self._connection
 
     def execute(self, query, params: Any = None) -> list[dict[str, Any]]:
         """Run one statement; return its rows as dicts (empty for statements without rows)."""
-        if self._send is not None:
-            return self._send(query, params, False)
-        cursor = self._connection.execute(query, params)
+        cursor = self.connection.execute(query, params)
         return cursor.fetchall() if cursor.description is not None else []
 
     def execute_one(self, query, params: Any = None) -> dict[str, Any] | None:
         """Run one statement; return its first row as a dict, or None."""
-        if self._send is not None:
-            return self._send(query, params, True)
-        cursor = self._connection.execute(query, params)
+        cursor = self.connection.execute(query, params)
         return cursor.fetchone() if cursor.description is not None else None
 
     def info(self, message: str, **details: Any) -> None:

@@ -16,12 +16,16 @@ How a run commits (and why a killed run is safe to resume):
   failing one as one group, the failing one alone (see ``_Chunk``). An item may thus be processed
   twice, but what is kept (writes, outcome, error, log lines) comes from one run, exactly as with
   a savepoint per item. At 1% failing items this is about 1.1 statements per item instead of 2.
-* Why not psycopg's pipeline mode (queue the savepoint statements, one network round trip per
-  item): measured with 10,000 small upserts on a local server, pipelined savepoints were about 20%
-  slower than the savepoint round trip (about 35% more client CPU: psycopg's per-statement work in
-  a pipeline costs more than the round trip saves); ``ctx.connection`` users such as
-  ``seed_units`` use COPY, which a pipeline refuses; and errors of queued statements surface at a
-  later one.
+* Why not psycopg's pipeline mode. Per statement (queue the savepoint commands, wait for each
+  statement of the processor): about 20% slower than the savepoint round trip, for 10,000 small
+  upserts on a local server (psycopg's per-statement work in a pipeline costs more than the round
+  trip saves). Per group (send the statements that cannot return rows without waiting, one sync
+  per group, find the failing item from the cursors left without a result): tried, and no faster
+  than these groups on the bench (2.3-2.5x the plain loop either way: both sides are CPU-bound on
+  one machine), while it needs ``ctx.connection`` to leave the pipeline (``seed_units`` uses COPY)
+  and, without a private psycopg call, no server-side prepared statements (a PREPARE the server
+  skips after an error stays in psycopg's cache), which made it slower still. It may pay with a
+  distant server.
 * An item that catches a database error and returns normally leaves its transaction aborted; it
   is failed (``ItemAborted``) instead of breaking the chunk. Error messages and tracebacks are
   stored with NUL characters and lone surrogates escaped, so every failure can be recorded.
@@ -46,11 +50,10 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import ExitStack
 from typing import Any
 
 import psycopg
-from psycopg.pq import ExecStatus, TransactionStatus
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
 from musingly_pipeline.batches.context import ImportContext
@@ -72,9 +75,6 @@ JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 # Items a replay_safe processor runs under one savepoint (see _Chunk).
 GROUP_SIZE = 16
 INERROR = TransactionStatus.INERROR
-COMMAND_OK, TUPLES_OK = ExecStatus.COMMAND_OK, ExecStatus.TUPLES_OK
-# Statements that cannot return rows unless they say RETURNING (see _Chunk._send).
-WRITE_STATEMENT = re.compile(r"\s*(?:insert|update|delete|merge)\b", re.IGNORECASE)
 # canonical_json without its fallback for values JSON cannot hold (those are refused instead).
 STORABLE_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 # The largest text kept for an item's error message (the traceback is kept whole).
@@ -326,18 +326,11 @@ class _Chunk:
         # item_key -> the item that applied it, before this chunk or in it (only read when skipping).
         self.applied = applied
         self.outcomes: list[ItemOutcome] = []
-        # Group attempts of a replay_safe processor run in pipeline mode, unless it uses ctx.connection.
-        self.pipelined = processor.replay_safe and not ctx.used_connection and psycopg.Pipeline.is_supported()
-        self._pipeline: psycopg.Pipeline | None = None
-        self._leave: ExitStack | None = None
-        self._sent: list[tuple[int, psycopg.Cursor]] = []  # (position in the group, cursor) of an attempt
-        self._position = 0
 
     def run(self, items: Sequence[ImportBatchItem], size: int) -> None:
         start = 0
         while start < len(items):
-            group = items[start:start + size]
-            start += self._piped_group(group) if self.pipelined and len(group) > 1 else self._group(group)
+            start += self._group(items[start:start + size])
 
     def _group(self, group: Sequence[ImportBatchItem]) -> int:
         """Run ``group`` under the open savepoint; return how many of its items now have an outcome."""
@@ -375,107 +368,6 @@ class _Chunk:
         ctx.release_logs(keep=True)
         return len(group)
 
-    def _piped_group(self, group: Sequence[ImportBatchItem]) -> int:
-        """One attempt at ``group`` in pipeline mode (see _send): one sync at the end covers the
-        statements whose result was not needed and the savepoint's release.
-
-        If anything failed, the first failing item is the first one with a statement that got no
-        result, or whose code raised. The savepoint is rolled back, the items before it run again
-        (pipelined) and it runs alone without pipelining, so its outcome, error and traceback, and
-        any error it catches itself, are those it gets with a savepoint of its own.
-        """
-        ctx, mark, added, raised, released, error = self.ctx, len(self.outcomes), [], None, False, None
-        ctx.hold_logs()
-        self._enter_pipeline()
-        try:
-            for position, item in enumerate(group):
-                self._position = position
-                duplicate_of = self.applied.get(item.item_key) if self.skip else None
-                if duplicate_of is not None:
-                    self.outcomes.append(ItemOutcome(item.id, "skipped", duplicate_of=duplicate_of))
-                    continue
-                outcome = self._item(item)
-                if isinstance(outcome, _Failure):
-                    raised = position
-                    break
-                self.outcomes.append(outcome)
-                if self.skip and item.item_key not in self.applied:
-                    self.applied[item.item_key] = item.id
-                    added.append(item.item_key)
-            if raised is None and self._pipeline is not None:
-                try:  # an error of a statement sent earlier may show here
-                    self.conn.execute(CLOSE_SAVEPOINT, prepare=False)
-                    self.conn.execute(OPEN_SAVEPOINT, prepare=False)
-                    released = True
-                except psycopg.Error as exc:
-                    error = exc
-        finally:
-            error = self._leave_pipeline() or error
-        if raised is None and error is None and self.conn.pgconn.transaction_status != INERROR:
-            if not released:  # the attempt left pipeline mode for ctx.connection
-                self.conn.execute(NEXT_SAVEPOINT)
-            ctx.release_logs(keep=True)
-            return len(group)
-        self.conn.execute(UNDO_SAVEPOINT)
-        del self.outcomes[mark:]
-        for key in added:
-            del self.applied[key]
-        ctx.release_logs(keep=False)
-        failed = next((position for position, cursor in self._sent if not _succeeded(cursor)), None)
-        if raised is not None and (failed is None or raised < failed):
-            failed = raised
-        if failed is None:  # an error we cannot place (a statement sent on ctx.connection): go slowly
-            return self._group(group)
-        self.run(group[:failed], failed)
-        self.run([group[failed]], 1)
-        return failed + 1
-
-    def _enter_pipeline(self) -> None:
-        self._sent = []
-        self._leave = ExitStack()
-        self._pipeline = self._leave.enter_context(self.conn.pipeline())
-        self.ctx._send, self.ctx._leave_pipeline = self._send, self._connection_wanted
-
-    def _leave_pipeline(self) -> psycopg.Error | None:
-        """Sync and leave pipeline mode; return the first error of what was sent, if any."""
-        if self._leave is None:
-            return None
-        leave, pipeline, error = self._leave, self._pipeline, None
-        self._leave = self._pipeline = self.ctx._send = self.ctx._leave_pipeline = None
-        try:
-            pipeline.sync()
-        except psycopg.Error as exc:
-            error = exc
-        try:
-            leave.close()
-        except psycopg.Error as exc:
-            error = error or exc
-        return error
-
-    def _connection_wanted(self) -> None:
-        """The processor asked for ctx.connection (COPY and the like need it out of pipeline mode)."""
-        self.pipelined = False
-        error = self._leave_pipeline()
-        if error is not None:
-            raise error
-
-    def _send(self, query: Any, params: Any, one: bool) -> Any:
-        """ctx.execute / ctx.execute_one in a pipelined attempt.
-
-        A statement that cannot return rows (INSERT, UPDATE, DELETE or MERGE without RETURNING) is
-        sent without waiting: ``[]`` at once, its error (if any) at the next sync. Any other waits.
-        Nothing is prepared server-side in a pipeline: after an error the server skips the rest up
-        to the sync, a PREPARE included, which psycopg would still count as done.
-        """
-        cursor = self.conn.execute(query, params, prepare=False)
-        self._sent.append((self._position, cursor))
-        if not one and returns_no_rows(query):
-            return []
-        self._pipeline.sync()
-        if cursor.description is None:
-            return None if one else []
-        return cursor.fetchone() if one else cursor.fetchall()
-
     def _item(self, item: ImportBatchItem) -> ItemOutcome | _Failure:
         """Validate and process one item; an exception is its failure (the caller rolls back)."""
         processor, ctx = self.processor, self.ctx
@@ -510,16 +402,6 @@ class _Failure:
         ctx.error(f"item {item.item_index} {what}: {message}", code=code, traceback=trace)
         return ItemOutcome(item.id, "failed", error_code=code, error_message=message, error_traceback=trace,
                            duration_ms=self.duration_ms)
-
-
-def returns_no_rows(query: Any) -> bool:
-    """True for SQL text that cannot return rows: INSERT, UPDATE, DELETE or MERGE without RETURNING."""
-    return isinstance(query, str) and WRITE_STATEMENT.match(query) is not None and "returning" not in query.lower()
-
-
-def _succeeded(cursor: psycopg.Cursor) -> bool:
-    result = cursor.pgresult
-    return result is not None and result.status in (COMMAND_OK, TUPLES_OK)
 
 
 class ItemInvalid(Exception):

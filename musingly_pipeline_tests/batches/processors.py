@@ -162,7 +162,7 @@ class CatchesInASavepointProcessor(BaseProcessor):
 
 
 class ReturningProcessor(BaseProcessor):
-    """Statements whose rows it needs: INSERT ... RETURNING, and a composed query."""
+    """Reads rows back: INSERT ... RETURNING, and a composed query."""
 
     replay_safe = True
 
@@ -176,7 +176,7 @@ class ReturningProcessor(BaseProcessor):
 
 
 class EveryOtherFailsProcessor(BaseProcessor):
-    """An INSERT nobody waits for; odd ``n`` insert a NULL, which the database refuses."""
+    """Odd ``n`` insert a NULL, which the database refuses."""
 
     replay_safe = True
 

@@ -99,12 +99,11 @@ def test_groups_keep_what_a_savepoint_per_item_keeps(make_database, caplog):
         ("gus@example.com", "Gus")]
     assert (grouped_summary.completed_items, grouped_summary.failed_items, grouped_summary.skipped_items) == (5, 4, 1)
 
-    # A savepoint per item never calls process_item twice. A group runs again the items before a
-    # failure and the failing one; pipelined, an INSERT's error shows at the next wait (item 3's
-    # at item 4, item 8's at item 9's SELECT), so the items up to there ran once more too.
+    # A savepoint per item never calls process_item twice; groups call the items before a
+    # mid-group failure, and that item, a second time (item 3 failed first in its group: once).
     assert set(CALLS[t, i] for t, i in CALLS if t == "customer_data") == {1}
     grouped_calls = {i: n for (t, i), n in CALLS.items() if t == "grouped_customer"}
-    assert grouped_calls == {0: 2, 1: 2, 2: 2, 3: 2, 5: 2, 7: 2, 8: 2, 9: 2}
+    assert grouped_calls == {0: 2, 1: 2, 2: 2, 3: 1, 5: 2, 7: 2, 8: 2, 9: 1}
     # The applied keys point at the kept items.
     items = {i.item_index: i.id for i in grouped.get_batch_items(grouped_summary.batch_id)}
     assert {r[0] for r in rows(grouped.database_url, "SELECT item_id FROM import_batch_item_keys")} == {
@@ -155,7 +154,7 @@ def test_an_item_may_catch_an_error_in_its_own_nested_transaction(make_database)
     assert [w.message for w in warnings] == ["n is missing: counted as -1"]
 
 
-def test_statements_whose_rows_are_needed_are_waited_for(make_database):
+def test_rows_read_back_inside_groups(make_database):
     manager, summary = run(make_database, "returning", [{"n": n} for n in range(1, 21)])
     assert (summary.status, summary.completed_items) == ("completed", 20)
     done = manager.get_batch_items(summary.batch_id)
@@ -164,7 +163,7 @@ def test_statements_whose_rows_are_needed_are_waited_for(make_database):
 
 
 @pytest.mark.parametrize("group_size", [2, 3, 16])
-def test_errors_of_statements_nobody_waited_for_land_on_their_items(make_database, monkeypatch, group_size):
+def test_every_other_item_failing_lands_each_error_on_its_item(make_database, monkeypatch, group_size):
     monkeypatch.setattr(manager_module, "GROUP_SIZE", group_size)
     manager, summary = run(make_database, "every_other_fails", [{"n": n} for n in range(60)], chunk_size=25)
     done = manager.get_batch_items(summary.batch_id)
@@ -195,12 +194,3 @@ def test_identical_items_of_a_processor_that_always_runs_are_both_applied(make_d
     assert rows(manager.database_url, "SELECT item_id FROM import_batch_item_keys WHERE batch_type = 'always_run'"
                 ) == [(later,)]
 
-
-def test_an_error_that_cannot_be_placed_runs_the_group_again_without_pipelining(make_database, monkeypatch):
-    # As if no statement could be blamed (say, one sent on ctx.connection): the group runs again,
-    # one statement at a time, and the failing items are still found.
-    monkeypatch.setattr(manager_module, "_succeeded", lambda cursor: True)
-    manager, summary = run(make_database, "every_other_fails", [{"n": n} for n in range(40)])
-    done = manager.get_batch_items(summary.batch_id)
-    assert [i.item_index for i in done if i.status == "failed"] == list(range(1, 40, 2))
-    assert rows(manager.database_url, "SELECT n FROM counted ORDER BY n") == [(n,) for n in range(0, 40, 2)]
