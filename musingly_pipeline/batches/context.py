@@ -1,4 +1,4 @@
-"""What a processor gets: the database (inside the item's savepoint) and a logger tied to the batch."""
+"""What a processor gets: the database (in a savepoint that rolls a failing item back) and a batch logger."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 
-from musingly_pipeline.storage.batches import ImportBatchItem, LogEntry
+from musingly_pipeline.storage.batches import ImportBatchItem, LogEntry, storable_text
 
 logger = logging.getLogger("musingly_pipeline.batches")
 # A library logs to its own logger; the application (CLI, Dagster) decides where it goes.
@@ -19,10 +19,12 @@ class ImportContext:
     """The database connection and the audit log of one batch run.
 
     ``execute`` and ``execute_one`` run SQL with parameters on the run's connection: inside the
-    current item's savepoint during ``validate_item``/``process_item``, inside the hook's transaction
-    in ``on_batch_start``/``on_batch_complete``. Never commit or roll back yourself.
+    current item's savepoint (or its group's, for a ``replay_safe`` processor) during
+    ``validate_item``/``process_item``, inside the hook's transaction in
+    ``on_batch_start``/``on_batch_complete``. Never commit or roll back yourself.
     ``info``/``warning``/``error`` append to ``import_batch_logs``, tagged with the batch and the
-    current item. ``metadata`` is a dict shared by the hooks and every item of the run.
+    current item (the lines of a run that is rolled back and repeated are dropped, see
+    ``BaseProcessor.replay_safe``). ``metadata`` is a dict shared by the hooks and every item of the run.
     """
 
     def __init__(self, connection: psycopg.Connection, batch_id: uuid.UUID, batch_type: str):
@@ -32,6 +34,9 @@ class ImportContext:
         self.item: ImportBatchItem | None = None
         self.metadata: dict[str, Any] = {}
         self._logs: list[LogEntry] = []
+        # While a group of items runs (see BatchManager), its lines wait here for the Python logger.
+        self._held: list[tuple[str, str, int | None]] | None = None
+        self._held_from = 0
 
     def execute(self, query, params: Any = None) -> list[dict[str, Any]]:
         """Run one statement; return its rows as dicts (empty for statements without rows)."""
@@ -53,12 +58,35 @@ class ImportContext:
         self._log("error", message, details)
 
     def _log(self, level: str, message: str, details: dict[str, Any]) -> None:
-        item_id = self.item.id if self.item is not None else None
-        self._logs.append(LogEntry(self.batch_id, item_id, level, str(message), details))
+        item = self.item
+        self._logs.append(LogEntry(self.batch_id, item.id if item is not None else None, level,
+                                   storable_text(str(message)), details))
+        index = item.item_index if item is not None else None
+        if self._held is None:
+            self._emit(level, message, index)
+        else:
+            self._held.append((level, message, index))
+
+    def _emit(self, level: str, message: str, item_index: int | None) -> None:
         logger.log(
             {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}[level],
-            "batch %s%s: %s", self.batch_id, f" item {self.item.item_index}" if self.item else "", message,
+            "batch %s%s: %s", self.batch_id, "" if item_index is None else f" item {item_index}", message,
         )
+
+    def hold_logs(self) -> None:
+        """(For the framework.) Keep the next lines from the Python logger until :meth:`release_logs`."""
+        self._held, self._held_from = [], len(self._logs)
+
+    def release_logs(self, *, keep: bool) -> None:
+        """(For the framework.) Pass the held lines on to the Python logger, or drop them from the run's log."""
+        held, self._held = self._held, None
+        if held is None:
+            return
+        if keep:
+            for line in held:
+                self._emit(*line)
+        else:
+            del self._logs[self._held_from:]
 
     def take_logs(self) -> list[LogEntry]:
         """The log lines written since the last call (the framework writes them in bulk)."""

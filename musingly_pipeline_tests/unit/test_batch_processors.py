@@ -24,7 +24,10 @@ def test_the_class_name_gives_the_batch_type(name, batch_type):
 def test_discover_finds_every_processor_of_a_package():
     registry = ProcessorRegistry()
     found = registry.discover(processors.PACKAGE)
-    assert sorted(found) == ["complete_hook_fails", "counter", "customer_data", "start_hook_fails", "toggle"]
+    assert sorted(found) == [
+        "always_run", "catches_in_a_savepoint", "complete_hook_fails", "counter", "customer_data",
+        "every_other_fails", "grouped_customer", "grouped_swallows_errors", "nul_message", "returning",
+        "running_number", "start_hook_fails", "swallows_errors", "toggle"]
     assert registry.get("customer_data") is processors.CustomerDataProcessor
 
 
@@ -70,6 +73,18 @@ def test_default_registry_reads_extra_packages_from_the_environment():
 def test_content_key_ignores_key_order_and_sees_values():
     assert content_key({"a": 1, "b": [1, 2]}) == content_key({"b": [1, 2], "a": 1})
     assert content_key({"a": 1}) != content_key({"a": 2})
+
+
+def test_prepare_items_keys_are_the_content_key_unless_the_processor_has_its_own():
+    items = [{"b": [1, 2.5, None, True], "a": "é ✓ \\u0000 text"}, {"a": {"z": 1, "y": {"x": []}}}, {"n": 1}]
+    keys = [key for _, key in prepare_items(processors.CounterProcessor(), items)]
+    assert keys == [content_key(item) for item in items] and len(set(keys)) == 3
+
+    class KeyedProcessor(BaseProcessor):
+        def item_key(self, source_data):
+            return f"n={source_data.get('n')}"
+
+    assert [key for _, key in prepare_items(KeyedProcessor(), items)] == ["n=None", "n=None", "n=1"]
 
 
 def test_prepare_items_refuses_what_jsonb_cannot_hold():
