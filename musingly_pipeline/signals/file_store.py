@@ -23,24 +23,94 @@ What this adds to metaspn-store, same files:
 from __future__ import annotations
 
 import fcntl
+import functools
 import gc
 import json
+import operator
 import os
 import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import date, timedelta
+from itertools import repeat
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from musingly_pipeline.signals.envelopes import ID_FIELDS, Envelope, EventKind, InvalidEnvelope, parse_stored_line
-from musingly_pipeline.signals.id_index import IdIndex, id_hashes, partition_day
+import numpy as np
+from pydantic import TypeAdapter
+
+from musingly_pipeline.signals.envelopes import ENVELOPE_TYPES, ID_FIELDS, Envelope, EventKind, InvalidEnvelope, parse_stored_line
+from musingly_pipeline.signals.id_index import ENTRY, IdIndex, id_hashes, partition_day
 from musingly_pipeline.signals.query import EventQuery
 from musingly_pipeline.signals.store import DuplicateEventError, DuplicatePolicy, EventStore, PartitionRead, WriteResult
 from musingly_pipeline.validation.report import error
 
 KIND_DIRS = {"signal": "signals", "emission": "emissions"}
+_ID_GETTERS = {kind: operator.attrgetter(field) for kind, field in ID_FIELDS.items()}
+_TIMESTAMP = operator.attrgetter("timestamp")
+_LIST_ADAPTERS = {kind: TypeAdapter(list[model]) for kind, model in ENVELOPE_TYPES.items()}
+_LIST_MARKERS = {kind: f',{{"{next(iter(model.model_fields))}":'.encode() for kind, model in ENVELOPE_TYPES.items()}
+_ORDINAL = datetime.toordinal  # of the UTC date: envelopes hold UTC timestamps
+
+
+_result = functools.partial(tuple.__new__, WriteResult)  # _result(values): WriteResult(*values), in C
+
+
+def _serialize(kind: EventKind, envelopes: list[Envelope]) -> tuple[bytes | bytearray, np.ndarray, np.ndarray]:
+    """Every envelope's JSON line, each ending in a newline: ``(data, starts, lengths)``.
+
+    Line ``k`` is ``data[starts[k]:starts[k] + lengths[k]]``: pydantic's ``to_json`` of envelope ``k``
+    and ``"\\n"``. When every envelope is of the kind's own class, the whole list is serialised in one
+    call (``[line,line,...]``, no per-call overhead) and cut at the commas between envelopes: each
+    line starts with the first field (``{"entity_refs":`` for a signal), so ``,{"entity_refs":``
+    occurs at each of the n-1 boundaries; if it occurs exactly n-1 times, it occurs nowhere else
+    (an occurrence inside an envelope cannot overlap a boundary: an envelope ends with ``}``).
+    Otherwise (a payload holding a nested object with that first key) each envelope is serialised on
+    its own.
+    """
+    model = ENVELOPE_TYPES[kind]
+    n = len(envelopes)
+    if all(type(e) is model for e in envelopes):
+        marker = _LIST_MARKERS[kind]
+        dumped = _LIST_ADAPTERS[kind].dump_json(envelopes)
+        raw = np.frombuffer(dumped, np.uint8)
+        candidates = np.flatnonzero((raw[:-1] == marker[0]) & (raw[1:] == marker[1]))  # ",{"
+        candidates = candidates[candidates <= len(raw) - len(marker)]
+        windows = np.lib.stride_tricks.sliding_window_view(raw, len(marker))[candidates]
+        bounds = candidates[(windows == np.frombuffer(marker, np.uint8)).all(axis=1)]
+        if len(bounds) == n - 1:
+            data = bytearray(dumped)
+            cut = np.frombuffer(data, np.uint8)
+            ends = np.r_[bounds, len(data) - 1]  # each "," between envelopes, and the closing "]"
+            cut[ends] = 10  # become the newlines
+            starts = np.r_[1, bounds + 1]
+            return data, starts, ends + 1 - starts
+        lines = list(map(model.__pydantic_serializer__.to_json, envelopes))
+    else:
+        lines = [e.to_json_bytes() for e in envelopes]
+    lengths = np.fromiter(map(len, lines), np.int64, n) + 1
+    lines.append(b"")
+    return b"\n".join(lines), np.cumsum(lengths) - lengths, lengths
+
+
+def _repeat_each(values: list, counts: np.ndarray) -> list:
+    out: list = []
+    for value, count in zip(values, counts.tolist()):
+        out += [value] * count
+    return out
+
+
+def _first_positions(event_ids: list[str], hashes: np.ndarray) -> np.ndarray:
+    """For each position, the position where its id first occurs in the batch."""
+    _, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
+    firsts = first[inverse.reshape(-1)]
+    later = np.flatnonzero(firsts != np.arange(len(firsts)))
+    if any(event_ids[i] != event_ids[j] for i, j in zip(later.tolist(), firsts[later].tolist())):
+        # two different ids with one hash in this batch: compare the ids themselves
+        by_id = dict(zip(reversed(event_ids), range(len(event_ids) - 1, -1, -1)))
+        firsts = np.fromiter(map(by_id.__getitem__, event_ids), np.intp, len(event_ids))
+    return firsts
 
 
 class UnreadableLineWarning(UserWarning):
@@ -97,47 +167,112 @@ class FileSystemStore(EventStore):
 
     # -- writes --------------------------------------------------------------------------------------
     def _append(self, kind: EventKind, envelopes: Sequence[Envelope], on_duplicate: DuplicatePolicy) -> list[WriteResult]:
-        with self._lock(kind, exclusive=True):
+        """Write a batch: every check first, then the index entries, one write per day file, and fsync.
+
+        Per envelope this costs its serialisation (pydantic's serializer, in Rust) and a result tuple;
+        the id hashes, duplicate detection, grouping by day and the index entries are numpy
+        operations over the whole batch.
+        """
+        n = len(envelopes)
+        with _gc_paused(), self._lock(kind, exclusive=True):
+            event_ids = list(map(_ID_GETTERS[kind], envelopes))
             index = self._indexes[kind]
             index.refresh()
-            event_ids = [e.event_id for e in envelopes]
             hashes = id_hashes(event_ids)
-            stored = index.lookup_many(event_ids, hashes)
-            results: list[WriteResult | None] = []
-            pending: dict[date, list[tuple[int, int, str, bytes]]] = {}
-            in_batch: dict[str, date] = {}
-            duplicates = 0
-            for e, event_id, h, existing in zip(envelopes, event_ids, hashes.tolist(), stored):
-                existing = existing or in_batch.get(event_id)
-                if existing is not None:
-                    duplicates += 1
-                    results.append(WriteResult(event_id, existing, False, self._location(kind, existing)))
-                    continue
-                day = e.timestamp.date()
-                in_batch[event_id] = day
-                pending.setdefault(day, []).append((len(results), h, event_id, e.to_json_bytes() + b"\n"))
-                results.append(None)
-            if duplicates and on_duplicate == "raise":
-                first = next(r.event_id for r in results if r is not None)
+            stored = index.lookup_many(event_ids, hashes)  # {position: day} of ids already stored
+            firsts = _first_positions(event_ids, hashes)  # where each id first occurs in the batch
+            fresh = firsts == np.arange(n)
+            if stored:
+                fresh[list(stored)] = False
+            new = np.flatnonzero(fresh)
+            if on_duplicate == "raise" and len(new) < n:
+                example = event_ids[int(np.flatnonzero(~fresh)[0])]
                 raise DuplicateEventError(
-                    f"{duplicates} {kind} id(s) already stored, e.g. {first!r}; nothing of this batch was "
+                    f"{n - len(new)} {kind} id(s) already stored, e.g. {example!r}; nothing of this batch was "
                     "written (use on_duplicate='return_existing' to skip them)"
                 )
-            opened: list[int] = []
-            created = False
-            try:
-                for day, items in sorted(pending.items()):
-                    fd, new_file = self._append_day(kind, index, self.partition_path(kind, day), day, items, results)
-                    opened.append(fd)
-                    created = created or new_file
-                if self.durable:
-                    _fsync_all(opened)
-                    if created:
-                        _fsync_dir(self.kind_dir(kind))
-            finally:
-                for fd in opened:
-                    os.close(fd)
-            return results  # type: ignore[return-value]
+            # results[i] is pool[where[i]]: the new ones first, in the order they were written
+            where = np.empty(n, np.intp)
+            new, pool = self._write_new(kind, index, envelopes, event_ids, hashes, new) if len(new) else (new, [])
+            where[new] = np.arange(len(new))
+            for i, day in stored.items():
+                where[i] = len(pool)
+                pool.append(_result((event_ids[i], day, False, self._location(kind, day))))
+            for i in np.flatnonzero(firsts != np.arange(n)).tolist():  # repeats inside the batch
+                original = pool[where[firsts[i]]]
+                where[i] = len(pool)
+                pool.append(_result((original.event_id, original.day, False, original.location)))
+            return list(map(pool.__getitem__, where.tolist()))
+
+    def _write_new(self, kind: EventKind, index: IdIndex, envelopes: Sequence[Envelope], event_ids: list[str],
+                   hashes: np.ndarray, new: np.ndarray) -> tuple[np.ndarray, list[WriteResult]]:
+        """Append the envelopes at positions ``new`` (ids not stored yet), grouped by day, and fsync.
+
+        Returns the positions in the order written (by day, then batch order) and their results.
+        """
+        # The envelopes are read in batch order (the order they were most likely made in, so mostly
+        # sequential in memory; reading them in day order costs a cache miss per object), and the
+        # serialised lines are then regrouped by day as bytes.
+        picked = list(map(envelopes.__getitem__, new.tolist()))
+        data, starts, lengths = _serialize(kind, picked)  # before touching a file: an error here writes nothing
+        ordinals = np.fromiter(map(_ORDINAL, map(_TIMESTAMP, picked)), np.int64, len(picked))
+        order = np.argsort(ordinals, kind="stable")  # by day, batch order within a day
+        new, ordinals, starts, lengths = new[order], ordinals[order], starts[order], lengths[order]
+        firsts = np.r_[0, np.flatnonzero(np.diff(ordinals)) + 1]  # first line of each day
+        counts = np.diff(np.r_[firsts, len(new)])
+        before = np.cumsum(lengths) - lengths  # bytes of the lines before each one, all days
+        within = before - np.repeat(before[firsts], counts)  # ... of the same day
+        days = [date.fromordinal(o) for o in ordinals[firsts].tolist()]
+        view = memoryview(data)
+        slices = [view[a:a + b] for a, b in zip(starts.tolist(), lengths.tolist())]
+        chunks = [b"".join(slices[f:f + c]) for f, c in zip(firsts.tolist(), counts.tolist())]
+        del slices, view
+        writes: list[tuple[int, bytes]] = []
+        bases = []
+        created = False
+        try:
+            for day, chunk in zip(days, chunks):
+                fd, new_file, size, torn = self._open_partition(kind, day)
+                # a torn line from a crash is ended first, so it stays one skipped line
+                writes.append((fd, b"\n" + chunk if torn else chunk))
+                bases.append(size + torn)
+                created = created or new_file
+            entries = np.empty(len(new), ENTRY)
+            entries["h"] = hashes[new]
+            entries["day"] = ordinals
+            entries["len"] = lengths
+            entries["off"] = within + np.repeat(bases, counts)
+            index.append(entries)  # before the lines: see id_index
+            for fd, chunk in writes:
+                _write_all(fd, chunk)
+            if self.durable:
+                _fsync_all([fd for fd, _ in writes])
+                if created:
+                    _fsync_dir(self.kind_dir(kind))
+        finally:
+            for fd, _ in writes:
+                os.close(fd)
+        locations = [self._location(kind, day) for day in days]
+        results = list(map(_result, zip(map(event_ids.__getitem__, new.tolist()), _repeat_each(days, counts),
+                                         repeat(True), _repeat_each(locations, counts))))
+        return new, results
+
+    def _open_partition(self, kind: EventKind, day: date) -> tuple[int, bool, int, bool]:
+        """Open a day file for appending: ``(fd, created, size, ends_in_a_torn_line)``."""
+        path = self.partition_path(kind, day)
+        created = False
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_APPEND)
+        except FileNotFoundError:
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            created = True
+        try:
+            size = os.fstat(fd).st_size
+            torn = bool(size) and os.pread(fd, 1, size - 1) != b"\n"
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, created, size, torn
 
     def _location(self, kind: EventKind, day: date) -> str:
         key = (kind, day)
@@ -145,33 +280,6 @@ class FileSystemStore(EventStore):
         if location is None:
             location = self._locations[key] = str(self.partition_path(kind, day))
         return location
-
-    def _append_day(self, kind, index: IdIndex, path: Path, day: date, items, results) -> tuple[int, bool]:
-        """Append one day's lines (index entries first); return the still open descriptor to fsync."""
-        created = not path.exists()
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            size = os.fstat(fd).st_size
-            prefix = b""
-            if size and _last_byte(path, size) != b"\n":
-                prefix = b"\n"  # a torn line from a crash: end it so it stays one skipped line
-            offset = size + len(prefix)
-            hashes, lengths, offsets = [], [], []
-            chunks = [prefix]
-            location = self._location(kind, day)
-            for position, h, event_id, line in items:
-                hashes.append(h)
-                lengths.append(len(line))
-                offsets.append(offset)
-                offset += len(line)
-                chunks.append(line)
-                results[position] = WriteResult(event_id, day, True, location)
-            index.append(hashes, day.toordinal(), lengths, offsets)  # before the lines: see id_index
-            _write_all(fd, b"".join(chunks))
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd, created
 
     # -- reads ---------------------------------------------------------------------------------------
     def read_partition(self, kind: EventKind, day: date, query: EventQuery | None = None, *, warn: bool = True) -> PartitionRead:
@@ -276,12 +384,6 @@ def _gc_paused():
     finally:
         if was_enabled:
             gc.enable()
-
-
-def _last_byte(path: Path, size: int) -> bytes:
-    with open(path, "rb") as handle:
-        handle.seek(size - 1)
-        return handle.read(1)
 
 
 def _write_all(fd: int, data: bytes) -> None:
