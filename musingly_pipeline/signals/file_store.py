@@ -29,7 +29,7 @@ import json
 import operator
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from itertools import repeat
@@ -193,22 +193,29 @@ class FileSystemStore(EventStore):
                 )
             # results[i] is pool[where[i]]: the new ones first, in the order they were written
             where = np.empty(n, np.intp)
-            new, pool = self._write_new(kind, index, envelopes, event_ids, hashes, new) if len(new) else (new, [])
-            where[new] = np.arange(len(new))
-            for i, day in stored.items():
-                where[i] = len(pool)
-                pool.append(_result((event_ids[i], day, False, self._location(kind, day))))
-            for i in np.flatnonzero(firsts != np.arange(n)).tolist():  # repeats inside the batch
-                original = pool[where[firsts[i]]]
-                where[i] = len(pool)
-                pool.append(_result((original.event_id, original.day, False, original.location)))
-            return list(map(pool.__getitem__, where.tolist()))
+            new, pool, finish = self._write_new(kind, index, envelopes, event_ids, hashes, new) if len(new) else (new, [], None)
+            try:  # the results are built while worker threads write and fsync
+                where[new] = np.arange(len(new))
+                for i, day in stored.items():
+                    where[i] = len(pool)
+                    pool.append(_result((event_ids[i], day, False, self._location(kind, day))))
+                for i in np.flatnonzero(firsts != np.arange(n)).tolist():  # repeats inside the batch
+                    original = pool[where[firsts[i]]]
+                    where[i] = len(pool)
+                    pool.append(_result((original.event_id, original.day, False, original.location)))
+                results = list(map(pool.__getitem__, where.tolist()))
+            finally:
+                if finish is not None:
+                    finish()  # every line written and fsynced, or raises
+            return results
 
     def _write_new(self, kind: EventKind, index: IdIndex, envelopes: Sequence[Envelope], event_ids: list[str],
-                   hashes: np.ndarray, new: np.ndarray) -> tuple[np.ndarray, list[WriteResult]]:
+                   hashes: np.ndarray, new: np.ndarray) -> tuple[np.ndarray, list[WriteResult], Callable[[], None]]:
         """Append the envelopes at positions ``new`` (ids not stored yet), grouped by day, and fsync.
 
-        Returns the positions in the order written (by day, then batch order) and their results.
+        Returns the positions in the order written (by day, then batch order), their results, and
+        ``finish``, which the caller must call before returning: it waits until every line is
+        written and fsynced (worker threads do that meanwhile) and raises if one could not be.
         """
         # The envelopes are read in batch order (the order they were most likely made in, so mostly
         # sequential in memory; reading them in day order costs a cache miss per object), and the
@@ -242,20 +249,17 @@ class FileSystemStore(EventStore):
             entries["day"] = ordinals
             entries["len"] = lengths
             entries["off"] = within + np.repeat(bases, counts)
-            index.append(entries)  # before the lines: see id_index
-            for fd, chunk in writes:
-                _write_all(fd, chunk)
-            if self.durable:
-                _fsync_all([fd for fd, _ in writes])
-                if created:
-                    _fsync_dir(self.kind_dir(kind))
-        finally:
+            new_ids = list(map(event_ids.__getitem__, new.tolist()))
+            index.append(entries, new_ids)  # before the lines: see id_index
+        except BaseException:
             for fd, _ in writes:
                 os.close(fd)
+            raise
+        finish = _write_files(writes, self.durable, self.kind_dir(kind) if created and self.durable else None, index)
         locations = [self._location(kind, day) for day in days]
-        results = list(map(_result, zip(map(event_ids.__getitem__, new.tolist()), _repeat_each(days, counts),
+        results = list(map(_result, zip(new_ids, _repeat_each(days, counts),
                                          repeat(True), _repeat_each(locations, counts))))
-        return new, results
+        return new, results, finish
 
     def _open_partition(self, kind: EventKind, day: date) -> tuple[int, bool, int, bool]:
         """Open a day file for appending: ``(fd, created, size, ends_in_a_torn_line)``."""
@@ -393,18 +397,60 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-_SYNC_POOL: ThreadPoolExecutor | None = None
+_IO_POOL: ThreadPoolExecutor | None = None
 
 
-def _fsync_all(fds: list[int]) -> None:
-    """fsync every descriptor; several at once, so the file system can commit them together."""
-    global _SYNC_POOL
-    if len(fds) == 1:
-        os.fsync(fds[0])
-        return
-    if _SYNC_POOL is None:
-        _SYNC_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="signal-fsync")
-    list(_SYNC_POOL.map(os.fsync, fds))
+def _forget_pool_after_fork() -> None:
+    global _IO_POOL
+    _IO_POOL = None  # a forked child has none of the parent's threads: it starts its own pool
+
+
+os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
+def _write_files(writes: list[tuple[int, bytes]], durable: bool, directory: Path | None, index: IdIndex) -> Callable[[], None]:
+    """Start writing (and fsyncing) each ``(fd, data)``, and ``directory``; return ``finish``.
+
+    Worker threads write and fsync the files at once, so the file system can commit them together,
+    while the caller goes on. ``finish()`` waits for all of them, closes the descriptors, and
+    raises the first error; then ``index`` is told to forget the ids it holds as written.
+    """
+    global _IO_POOL
+
+    def write(fd: int, data: bytes) -> None:
+        _write_all(fd, data)
+        if durable:
+            os.fsync(fd)
+
+    tasks = [(write, fd, data) for fd, data in writes]
+    if directory is not None:
+        tasks.append((_fsync_dir, directory))
+    futures = []
+    error: BaseException | None = None
+    if len(tasks) == 1:
+        try:
+            tasks[0][0](*tasks[0][1:])
+        except BaseException as exc:
+            error = exc
+    else:
+        if _IO_POOL is None:
+            _IO_POOL = ThreadPoolExecutor(max_workers=32, thread_name_prefix="signal-io")
+        futures = [_IO_POOL.submit(*task) for task in tasks]
+
+    def finish() -> None:
+        nonlocal error
+        try:
+            for future in futures:
+                exc = future.exception()  # waits
+                error = error or exc
+        finally:
+            for fd, _ in writes:
+                os.close(fd)
+        if error is not None:
+            index.forget()  # it holds these ids as written; reloading it checks the entries again
+            raise error
+
+    return finish
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -9,7 +9,8 @@ write of a process (15 s for a million events). Here each kind directory holds `
 
 Opening loads the entries with numpy (24 MB for a million events) and sorts the hashes; a lookup is a
 binary search, and a hash hit is confirmed by reading the one line it points at and comparing the
-id, so a hash collision can never drop an event. The index is a cache of the partitions and is
+id (for a line the same store object appended since it loaded the index: by comparing with the id
+it wrote there), so a hash collision can never drop an event. The index is a cache of the partitions and is
 repaired from them: on open each partition's size is compared with the end of its last indexed line;
 lines appended by another writer (metaspn-store, a crash before the index was written) are indexed
 from that offset, and anything inconsistent rebuilds the index from all partitions. Entries are
@@ -215,13 +216,18 @@ class IdIndex:
 
     def _build_sorted(self, entries: np.ndarray) -> None:
         self._main = _SortedEntries(entries)
-        self._delta = _SortedEntries(np.empty(0, ENTRY))
+        self._delta = _SortedEntries(np.empty(0, ENTRY), [])
 
-    def _add_delta(self, entries: np.ndarray) -> None:
-        self._delta.add(entries)
+    def _add_delta(self, entries: np.ndarray, ids: list[str] | None = None) -> None:
+        self._delta.add(entries, ids)
         if len(self._delta.entries) > MERGE_THRESHOLD:
             self._main.add(self._delta.entries)
-            self._delta = _SortedEntries(np.empty(0, ENTRY))
+            self._delta = _SortedEntries(np.empty(0, ENTRY), [])
+
+    def forget(self) -> None:
+        """Drop the in-memory index (after a failed write); the next :meth:`refresh` reloads it."""
+        self.close()
+        self._loaded = False
 
     # -- lookups and appends -------------------------------------------------------------------------
     def lookup(self, event_id: str, h: int | None = None) -> date | None:
@@ -233,10 +239,11 @@ class IdIndex:
         """:meth:`lookup` for a batch: ``{position: day}`` for the ids already stored.
 
         One vectorised search of the sorted hashes (main and recent entries); only hash hits are
-        confirmed by reading their line. If an id is stored more than once (metaspn-store can do that),
+        confirmed, by reading their line, or for a line this object appended itself, by comparing
+        with the id it wrote there. If an id is stored more than once (metaspn-store can do that),
         the first occurrence (earliest day, then offset) is the one reported.
         """
-        candidates: dict[int, list[tuple[int, int, int]]] = {}
+        candidates: dict[int, list[tuple[int, int, int, str | None]]] = {}
         positions = np.argsort(hashes)
         sorted_hashes = hashes[positions]
         for part in (self._main, self._delta):
@@ -247,8 +254,8 @@ class IdIndex:
             event_id = event_ids[i]
             if len(entries) > 1:
                 entries.sort(key=_DAY_THEN_OFFSET)
-            for day, length, off in entries:
-                if read_id(day, off, length) == event_id:
+            for day, length, off, known in entries:
+                if (known if known is not None else read_id(day, off, length)) == event_id:
                     found[i] = date.fromordinal(day)
                     break
         return found
@@ -263,8 +270,11 @@ class IdIndex:
             self._fds[day] = fd
         return _line_id(os.pread(fd, length, off), self.id_field)
 
-    def append(self, entries: np.ndarray) -> None:
-        """Record lines about to be appended (an ``ENTRY`` array, any days), with one write."""
+    def append(self, entries: np.ndarray, ids: list[str]) -> None:
+        """Record lines about to be appended (an ``ENTRY`` array, any days, and their ids), with one write.
+
+        If appending the lines then fails, call :meth:`forget`: the ids must not be taken as stored.
+        """
         if not len(entries):
             return
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -275,7 +285,7 @@ class IdIndex:
         finally:
             os.close(fd)
         self._file_size += entries.nbytes
-        self._add_delta(entries)
+        self._add_delta(entries, ids)
 
     @property
     def size(self) -> int:
@@ -294,23 +304,26 @@ class _SortedEntries:
     reordering the 24-byte entries; an entry is fetched through the permutation on a hit.
     """
 
-    __slots__ = ("entries", "hashes", "order")
+    __slots__ = ("entries", "hashes", "ids", "order")
 
-    def __init__(self, entries: np.ndarray):
+    def __init__(self, entries: np.ndarray, ids: list[str | None] | None = None):
         self.entries = entries
         self.order = np.argsort(entries["h"])
         self.hashes = entries["h"][self.order]
+        self.ids = ids  # if kept: the id of each entry this process appended itself, else None
 
-    def add(self, new: np.ndarray) -> None:
+    def add(self, new: np.ndarray, ids: list[str] | None = None) -> None:
         new_order = np.argsort(new["h"])
         new_hashes = new["h"][new_order]
         where = np.searchsorted(self.hashes, new_hashes)
         self.hashes = np.insert(self.hashes, where, new_hashes)
         self.order = np.insert(self.order, where, new_order + len(self.entries))
         self.entries = np.concatenate([self.entries, new])
+        if self.ids is not None:
+            self.ids.extend(ids if ids is not None else [None] * len(new))
 
-    def candidates(self, hashes: np.ndarray, positions: np.ndarray, out: dict[int, list[tuple[int, int, int]]]) -> None:
-        """Add ``(day, len, off)`` of every entry whose hash is ``hashes[k]`` to ``out[positions[k]]``.
+    def candidates(self, hashes: np.ndarray, positions: np.ndarray, out: dict[int, list[tuple[int, int, int, str | None]]]) -> None:
+        """Add ``(day, len, off, id or None)`` of every entry whose hash is ``hashes[k]`` to ``out[positions[k]]``.
 
         ``hashes`` must be sorted: the binary searches then walk the array in order (several times
         faster than random probes into a million hashes).
@@ -325,13 +338,18 @@ class _SortedEntries:
         low = low[hit]
         following = low + 1
         single = (following >= size) | (self.hashes[np.minimum(following, size - 1)] != hashes[hit])
-        rows = self.entries[self.order[low[single]]]  # the usual case: one entry per hash
-        for i, day, length, off in zip(positions[hit[single]].tolist(), rows["day"].tolist(), rows["len"].tolist(), rows["off"].tolist()):
-            out.setdefault(i, []).append((day, length, off))
+        index = self.order[low[single]]  # the usual case: one entry per hash
+        self._collect(positions[hit[single]].tolist(), index, out)
         for k in hit[~single].tolist():
             lo, hi = np.searchsorted(self.hashes, hashes[k]), np.searchsorted(self.hashes, hashes[k], "right")
-            rows = self.entries[self.order[lo:hi]]
-            out.setdefault(int(positions[k]), []).extend(zip(rows["day"].tolist(), rows["len"].tolist(), rows["off"].tolist()))
+            index = self.order[lo:hi]
+            self._collect([int(positions[k])] * len(index), index, out)
+
+    def _collect(self, positions: list[int], index: np.ndarray, out: dict) -> None:
+        rows = self.entries[index]
+        known = [self.ids[r] for r in index.tolist()] if self.ids is not None else [None] * len(index)
+        for i, day, length, off, event_id in zip(positions, rows["day"].tolist(), rows["len"].tolist(), rows["off"].tolist(), known):
+            out.setdefault(i, []).append((day, length, off, event_id))
 
 
 def _line_id(line: bytes, id_field: str) -> str | None:
