@@ -31,7 +31,7 @@ import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from itertools import repeat
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -75,7 +75,8 @@ def _serialize(kind: EventKind, envelopes: list[Envelope]) -> tuple[bytes | byte
         marker = _LIST_MARKERS[kind]
         dumped = _LIST_ADAPTERS[kind].dump_json(envelopes)
         raw = np.frombuffer(dumped, np.uint8)
-        candidates = np.flatnonzero((raw[:-1] == marker[0]) & (raw[1:] == marker[1]))  # ",{"
+        braces = np.flatnonzero(raw == marker[1])  # every "{" (never the first byte: that is "[")
+        candidates = braces[raw[braces - 1] == marker[0]] - 1  # every ",{"
         candidates = candidates[candidates <= len(raw) - len(marker)]
         windows = np.lib.stride_tricks.sliding_window_view(raw, len(marker))[candidates]
         bounds = candidates[(windows == np.frombuffer(marker, np.uint8)).all(axis=1)]
@@ -230,36 +231,49 @@ class FileSystemStore(EventStore):
         before = np.cumsum(lengths) - lengths  # bytes of the lines before each one, all days
         within = before - np.repeat(before[firsts], counts)  # ... of the same day
         days = [date.fromordinal(o) for o in ordinals[firsts].tolist()]
-        view = memoryview(data)
-        slices = [view[a:a + b] for a, b in zip(starts.tolist(), lengths.tolist())]
-        chunks = [b"".join(slices[f:f + c]) for f, c in zip(firsts.tolist(), counts.tolist())]
-        del slices, view
-        writes: list[tuple[int, bytes]] = []
-        bases = []
+        files = _FileWrites(self.durable, index)
         created = False
         try:
-            for day, chunk in zip(days, chunks):
-                fd, new_file, size, torn = self._open_partition(kind, day)
-                # a torn line from a crash is ended first, so it stays one skipped line
-                writes.append((fd, b"\n" + chunk if torn else chunk))
-                bases.append(size + torn)
+            bases, torn = [], []
+            for day in days:
+                fd, new_file, size, ends_torn = self._open_partition(kind, day)
+                files.opened(fd)
+                torn.append(ends_torn)
+                bases.append(size + ends_torn)
                 created = created or new_file
             entries = np.empty(len(new), ENTRY)
             entries["h"] = hashes[new]
             entries["day"] = ordinals
             entries["len"] = lengths
             entries["off"] = within + np.repeat(bases, counts)
-            new_ids = list(map(event_ids.__getitem__, new.tolist()))
-            index.append(entries, new_ids)  # before the lines: see id_index
+            index.write_entries(entries)  # before the lines: see id_index
         except BaseException:
-            for fd, _ in writes:
-                os.close(fd)
+            files.close()
             raise
-        finish = _write_files(writes, self.durable, self.kind_dir(kind) if created and self.durable else None, index)
-        locations = [self._location(kind, day) for day in days]
-        results = list(map(_result, zip(new_ids, _repeat_each(days, counts),
-                                         repeat(True), _repeat_each(locations, counts))))
-        return new, results, finish
+        try:
+            # each day's lines go to a worker thread as soon as they are joined
+            files.inline = len(days) == 1 and not (created and self.durable)
+            view = memoryview(data)
+            lines = [view[a:a + b] for a, b in zip(starts.tolist(), lengths.tolist())]
+            for fd, first, count, ends_torn in zip(files.fds, firsts.tolist(), counts.tolist(), torn):
+                chunk = b"".join(lines[first:first + count])
+                # a torn line from a crash is ended first, so it stays one skipped line
+                files.write(fd, b"\n" + chunk if ends_torn else chunk)
+            del lines, view
+            if created and self.durable:
+                files.sync_directory(self.kind_dir(kind))
+            # meanwhile
+            new_ids = list(map(event_ids.__getitem__, new.tolist()))
+            index.add_entries(entries, new_ids)
+            locations = [self._location(kind, day) for day in days]
+            results = list(map(_result, zip(new_ids, _repeat_each(days, counts),
+                                             repeat(True), _repeat_each(locations, counts))))
+        except BaseException:
+            with suppress(BaseException):
+                files.finish()
+            index.forget()
+            raise
+        return new, results, files.finish
 
     def _open_partition(self, kind: EventKind, day: date) -> tuple[int, bool, int, bool]:
         """Open a day file for appending: ``(fd, created, size, ends_in_a_torn_line)``."""
@@ -408,49 +422,59 @@ def _forget_pool_after_fork() -> None:
 os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
-def _write_files(writes: list[tuple[int, bytes]], durable: bool, directory: Path | None, index: IdIndex) -> Callable[[], None]:
-    """Start writing (and fsyncing) each ``(fd, data)``, and ``directory``; return ``finish``.
+class _FileWrites:
+    """Appends (and fsyncs) handed to worker threads, so the file system can commit them together
+    while the caller goes on; :meth:`finish` waits for all of them and closes the descriptors."""
 
-    Worker threads write and fsync the files at once, so the file system can commit them together,
-    while the caller goes on. ``finish()`` waits for all of them, closes the descriptors, and
-    raises the first error; then ``index`` is told to forget the ids it holds as written.
-    """
-    global _IO_POOL
+    def __init__(self, durable: bool, index: IdIndex):
+        self.durable = durable
+        self.index = index
+        self.inline = False  # a single file: write it in the calling thread
+        self.fds: list[int] = []
+        self.futures: list = []
+        self.error: BaseException | None = None
 
-    def write(fd: int, data: bytes) -> None:
-        _write_all(fd, data)
-        if durable:
-            os.fsync(fd)
+    def opened(self, fd: int) -> None:
+        self.fds.append(fd)  # closed by finish() or close()
 
-    tasks = [(write, fd, data) for fd, data in writes]
-    if directory is not None:
-        tasks.append((_fsync_dir, directory))
-    futures = []
-    error: BaseException | None = None
-    if len(tasks) == 1:
-        try:
-            tasks[0][0](*tasks[0][1:])
-        except BaseException as exc:
-            error = exc
-    else:
+    def _run(self, task, *args) -> None:
+        global _IO_POOL
+        if self.inline:
+            try:
+                task(*args)
+            except BaseException as exc:
+                self.error = self.error or exc
+            return
         if _IO_POOL is None:
             _IO_POOL = ThreadPoolExecutor(max_workers=32, thread_name_prefix="signal-io")
-        futures = [_IO_POOL.submit(*task) for task in tasks]
+        self.futures.append(_IO_POOL.submit(task, *args))
 
-    def finish() -> None:
-        nonlocal error
+    def write(self, fd: int, data: bytes) -> None:
+        self._run(self._append, fd, data)
+
+    def _append(self, fd: int, data: bytes) -> None:
+        _write_all(fd, data)
+        if self.durable:
+            os.fsync(fd)
+
+    def sync_directory(self, directory: Path) -> None:
+        self._run(_fsync_dir, directory)
+
+    def close(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
+
+    def finish(self) -> None:
+        """Wait for every write; raise the first error (the index then forgets the ids it holds as written)."""
         try:
-            for future in futures:
-                exc = future.exception()  # waits
-                error = error or exc
+            for future in self.futures:
+                self.error = self.error or future.exception()  # waits
         finally:
-            for fd, _ in writes:
-                os.close(fd)
-        if error is not None:
-            index.forget()  # it holds these ids as written; reloading it checks the entries again
-            raise error
-
-    return finish
+            self.close()
+        if self.error is not None:
+            self.index.forget()  # reloading it checks the entries against the files again
+            raise self.error
 
 
 def _fsync_dir(directory: Path) -> None:

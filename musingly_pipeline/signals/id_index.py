@@ -271,10 +271,12 @@ class IdIndex:
         return _line_id(os.pread(fd, length, off), self.id_field)
 
     def append(self, entries: np.ndarray, ids: list[str]) -> None:
-        """Record lines about to be appended (an ``ENTRY`` array, any days, and their ids), with one write.
+        """Record lines about to be appended (an ``ENTRY`` array, any days, and their ids)."""
+        self.write_entries(entries)
+        self.add_entries(entries, ids)
 
-        If appending the lines then fails, call :meth:`forget`: the ids must not be taken as stored.
-        """
+    def write_entries(self, entries: np.ndarray) -> None:
+        """Append entries to the file, with one write: before their lines are written."""
         if not len(entries):
             return
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -285,7 +287,14 @@ class IdIndex:
         finally:
             os.close(fd)
         self._file_size += entries.nbytes
-        self._add_delta(entries, ids)
+
+    def add_entries(self, entries: np.ndarray, ids: list[str]) -> None:
+        """Add entries just written by :meth:`write_entries` to the in-memory index.
+
+        If appending their lines then fails, call :meth:`forget`: the ids must not be taken as stored.
+        """
+        if len(entries):
+            self._add_delta(entries, ids)
 
     @property
     def size(self) -> int:
