@@ -201,9 +201,11 @@ def parse_envelope(kind: EventKind, record: Any, where: str = "") -> Envelope:
     Raises :class:`InvalidEnvelope` naming every problem; nothing is stored by this function.
     """
     model = ENVELOPE_TYPES[kind]
-    if isinstance(record, model):
+    if type(record) is model:
         return record
-    if hasattr(record, "to_dict") and not isinstance(record, Mapping):
+    if isinstance(record, BaseModel):  # e.g. a subclass: stored as the envelope it is (extra fields are refused)
+        record = record.model_dump()
+    elif hasattr(record, "to_dict") and not isinstance(record, Mapping):
         record = record.to_dict()
     if not isinstance(record, Mapping):
         raise InvalidEnvelope([error("SIGNAL_INVALID", where, f"a {kind} must be a JSON object")])

@@ -61,35 +61,32 @@ def _serialize(kind: EventKind, envelopes: list[Envelope]) -> tuple[bytes | byte
     """Every envelope's JSON line, each ending in a newline: ``(data, starts, lengths)``.
 
     Line ``k`` is ``data[starts[k]:starts[k] + lengths[k]]``: pydantic's ``to_json`` of envelope ``k``
-    and ``"\\n"``. When every envelope is of the kind's own class, the whole list is serialised in one
-    call (``[line,line,...]``, no per-call overhead) and cut at the commas between envelopes: each
-    line starts with the first field (``{"entity_refs":`` for a signal), so ``,{"entity_refs":``
-    occurs at each of the n-1 boundaries; if it occurs exactly n-1 times, it occurs nowhere else
-    (an occurrence inside an envelope cannot overlap a boundary: an envelope ends with ``}``).
-    Otherwise (a payload holding a nested object with that first key) each envelope is serialised on
-    its own.
+    and ``"\\n"``. The envelopes are of the kind's own class (``parse_envelope`` sees to that). The
+    whole list is serialised in one call (``[line,line,...]``, no per-call overhead) and cut at the
+    commas between envelopes: each line starts with the first field (``{"entity_refs":`` for a
+    signal), so ``,{"entity_refs":`` occurs at each of the n-1 boundaries; if it occurs exactly n-1
+    times, it occurs nowhere else (an occurrence inside an envelope cannot overlap a boundary: an
+    envelope ends with ``}``). Otherwise (a payload holding a nested object with that first key)
+    each envelope is serialised on its own.
     """
     model = ENVELOPE_TYPES[kind]
     n = len(envelopes)
-    if all(type(e) is model for e in envelopes):
-        marker = _LIST_MARKERS[kind]
-        dumped = _LIST_ADAPTERS[kind].dump_json(envelopes)
-        raw = np.frombuffer(dumped, np.uint8)
-        braces = np.flatnonzero(raw == marker[1])  # every "{" (never the first byte: that is "[")
-        candidates = braces[raw[braces - 1] == marker[0]] - 1  # every ",{"
-        candidates = candidates[candidates <= len(raw) - len(marker)]
-        windows = np.lib.stride_tricks.sliding_window_view(raw, len(marker))[candidates]
-        bounds = candidates[(windows == np.frombuffer(marker, np.uint8)).all(axis=1)]
-        if len(bounds) == n - 1:
-            data = bytearray(dumped)
-            cut = np.frombuffer(data, np.uint8)
-            ends = np.r_[bounds, len(data) - 1]  # each "," between envelopes, and the closing "]"
-            cut[ends] = 10  # become the newlines
-            starts = np.r_[1, bounds + 1]
-            return data, starts, ends + 1 - starts
-        lines = list(map(model.__pydantic_serializer__.to_json, envelopes))
-    else:
-        lines = [e.to_json_bytes() for e in envelopes]
+    marker = _LIST_MARKERS[kind]
+    dumped = _LIST_ADAPTERS[kind].dump_json(envelopes)
+    raw = np.frombuffer(dumped, np.uint8)
+    braces = np.flatnonzero(raw == marker[1])  # every "{" (never the first byte: that is "[")
+    candidates = braces[raw[braces - 1] == marker[0]] - 1  # every ",{"
+    candidates = candidates[candidates <= len(raw) - len(marker)]
+    windows = np.lib.stride_tricks.sliding_window_view(raw, len(marker))[candidates]
+    bounds = candidates[(windows == np.frombuffer(marker, np.uint8)).all(axis=1)]
+    if len(bounds) == n - 1:
+        data = bytearray(dumped)
+        cut = np.frombuffer(data, np.uint8)
+        ends = np.r_[bounds, len(data) - 1]  # each "," between envelopes, and the closing "]"
+        cut[ends] = 10  # become the newlines
+        starts = np.r_[1, bounds + 1]
+        return data, starts, ends + 1 - starts
+    lines = list(map(model.__pydantic_serializer__.to_json, envelopes))
     lengths = np.fromiter(map(len, lines), np.int64, n) + 1
     lines.append(b"")
     return b"\n".join(lines), np.cumsum(lengths) - lengths, lengths
@@ -102,10 +99,16 @@ def _repeat_each(values: list, counts: np.ndarray) -> list:
     return out
 
 
-def _first_positions(event_ids: list[str], hashes: np.ndarray) -> np.ndarray:
-    """For each position, the position where its id first occurs in the batch."""
-    _, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
-    firsts = first[inverse.reshape(-1)]
+def _first_positions(event_ids: list[str], hashes: np.ndarray, by_hash: np.ndarray) -> np.ndarray:
+    """For each position, the position where its id first occurs in the batch.
+
+    ``by_hash`` is the stable argsort of ``hashes``: the first position of each run of equal hashes
+    is that hash's first occurrence; ids with equal hashes are then compared.
+    """
+    ordered = hashes[by_hash]
+    starts = np.r_[True, ordered[1:] != ordered[:-1]]
+    firsts = np.empty(len(hashes), np.intp)
+    firsts[by_hash] = by_hash[starts][np.cumsum(starts) - 1]
     later = np.flatnonzero(firsts != np.arange(len(firsts)))
     if any(event_ids[i] != event_ids[j] for i, j in zip(later.tolist(), firsts[later].tolist())):
         # two different ids with one hash in this batch: compare the ids themselves
@@ -180,8 +183,9 @@ class FileSystemStore(EventStore):
             index = self._indexes[kind]
             index.refresh()
             hashes = id_hashes(event_ids)
-            stored = index.lookup_many(event_ids, hashes)  # {position: day} of ids already stored
-            firsts = _first_positions(event_ids, hashes)  # where each id first occurs in the batch
+            by_hash = np.argsort(hashes, kind="stable")
+            stored = index.lookup_many(event_ids, hashes, by_hash)  # {position: day} of ids already stored
+            firsts = _first_positions(event_ids, hashes, by_hash)  # where each id first occurs in the batch
             fresh = firsts == np.arange(n)
             if stored:
                 fresh[list(stored)] = False

@@ -216,13 +216,13 @@ class IdIndex:
 
     def _build_sorted(self, entries: np.ndarray) -> None:
         self._main = _SortedEntries(entries)
-        self._delta = _SortedEntries(np.empty(0, ENTRY), [])
+        self._delta = _SortedEntries(np.empty(0, ENTRY), [], spare=True)
 
     def _add_delta(self, entries: np.ndarray, ids: list[str] | None = None) -> None:
         self._delta.add(entries, ids)
         if len(self._delta.entries) > MERGE_THRESHOLD:
             self._main.add(self._delta.entries)
-            self._delta = _SortedEntries(np.empty(0, ENTRY), [])
+            self._delta = _SortedEntries(np.empty(0, ENTRY), [], spare=True)
 
     def forget(self) -> None:
         """Drop the in-memory index (after a failed write); the next :meth:`refresh` reloads it."""
@@ -235,16 +235,17 @@ class IdIndex:
         h = id_hash(event_id) if h is None else h
         return self.lookup_many([event_id], np.array([h], "<u8")).get(0)
 
-    def lookup_many(self, event_ids: list[str], hashes: np.ndarray) -> dict[int, date]:
+    def lookup_many(self, event_ids: list[str], hashes: np.ndarray, by_hash: np.ndarray | None = None) -> dict[int, date]:
         """:meth:`lookup` for a batch: ``{position: day}`` for the ids already stored.
 
         One vectorised search of the sorted hashes (main and recent entries); only hash hits are
         confirmed, by reading their line, or for a line this object appended itself, by comparing
         with the id it wrote there. If an id is stored more than once (metaspn-store can do that),
-        the first occurrence (earliest day, then offset) is the one reported.
+        the first occurrence (earliest day, then offset) is the one reported. ``by_hash``: the
+        argsort of ``hashes``, if the caller has it.
         """
         candidates: dict[int, list[tuple[int, int, int, str | None]]] = {}
-        positions = np.argsort(hashes)
+        positions = np.argsort(hashes) if by_hash is None else by_hash
         sorted_hashes = hashes[positions]
         for part in (self._main, self._delta):
             part.candidates(sorted_hashes, positions, candidates)
@@ -313,21 +314,33 @@ class _SortedEntries:
     reordering the 24-byte entries; an entry is fetched through the permutation on a hit.
     """
 
-    __slots__ = ("entries", "hashes", "ids", "order")
+    __slots__ = ("_buffer", "count", "hashes", "ids", "order", "spare")
 
-    def __init__(self, entries: np.ndarray, ids: list[str | None] | None = None):
-        self.entries = entries
+    def __init__(self, entries: np.ndarray, ids: list[str | None] | None = None, *, spare: bool = False):
+        self._buffer = entries
+        self.count = len(entries)
         self.order = np.argsort(entries["h"])
         self.hashes = entries["h"][self.order]
         self.ids = ids  # if kept: the id of each entry this process appended itself, else None
+        self.spare = spare  # grow the entries with room to spare (frequent small additions)
+
+    @property
+    def entries(self) -> np.ndarray:
+        return self._buffer[:self.count]
 
     def add(self, new: np.ndarray, ids: list[str] | None = None) -> None:
         new_order = np.argsort(new["h"])
         new_hashes = new["h"][new_order]
         where = np.searchsorted(self.hashes, new_hashes)
         self.hashes = np.insert(self.hashes, where, new_hashes)
-        self.order = np.insert(self.order, where, new_order + len(self.entries))
-        self.entries = np.concatenate([self.entries, new])
+        self.order = np.insert(self.order, where, new_order + self.count)
+        needed = self.count + len(new)
+        if needed > len(self._buffer):
+            grown = np.empty(max(needed, 2 * len(self._buffer), 4096) if self.spare else needed, ENTRY)
+            grown[:self.count] = self._buffer[:self.count]
+            self._buffer = grown
+        self._buffer[self.count:needed] = new
+        self.count = needed
         if self.ids is not None:
             self.ids.extend(ids if ids is not None else [None] * len(new))
 
