@@ -32,7 +32,6 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
-from itertools import repeat
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -90,13 +89,6 @@ def _serialize(kind: EventKind, envelopes: list[Envelope]) -> tuple[bytes | byte
     lengths = np.fromiter(map(len, lines), np.int64, n) + 1
     lines.append(b"")
     return b"\n".join(lines), np.cumsum(lengths) - lengths, lengths
-
-
-def _repeat_each(values: list, counts: np.ndarray) -> list:
-    out: list = []
-    for value, count in zip(values, counts.tolist()):
-        out += [value] * count
-    return out
 
 
 def _first_positions(event_ids: list[str], hashes: np.ndarray, by_hash: np.ndarray) -> np.ndarray:
@@ -196,31 +188,36 @@ class FileSystemStore(EventStore):
                     f"{n - len(new)} {kind} id(s) already stored, e.g. {example!r}; nothing of this batch was "
                     "written (use on_duplicate='return_existing' to skip them)"
                 )
-            # results[i] is pool[where[i]]: the new ones first, in the order they were written
-            where = np.empty(n, np.intp)
-            new, pool, finish = self._write_new(kind, index, envelopes, event_ids, hashes, new) if len(new) else (new, [], None)
+            # results[i] is (event_ids[i], days[which[i]], fresh[i], locations[which[i]])
+            which = np.empty(n, np.intp)
+            days: list[date] = []
+            finish = None
+            if len(new):
+                days, finish = self._write_new(kind, index, envelopes, event_ids, hashes, new, which)
             try:  # the results are built while worker threads write and fsync
-                where[new] = np.arange(len(new))
                 for i, day in stored.items():
-                    where[i] = len(pool)
-                    pool.append(_result((event_ids[i], day, False, self._location(kind, day))))
-                for i in np.flatnonzero(firsts != np.arange(n)).tolist():  # repeats inside the batch
-                    original = pool[where[firsts[i]]]
-                    where[i] = len(pool)
-                    pool.append(_result((original.event_id, original.day, False, original.location)))
-                results = list(map(pool.__getitem__, where.tolist()))
+                    which[i] = len(days)
+                    days.append(day)
+                repeats = np.flatnonzero(firsts != np.arange(n))  # ids repeated inside the batch
+                which[repeats] = which[firsts[repeats]]
+                locations = np.array([self._location(kind, day) for day in days] or [""], object)
+                day_objects = np.empty(max(len(days), 1), object)
+                day_objects[:len(days)] = days
+                results = list(map(_result, zip(event_ids, day_objects[which].tolist(), fresh.tolist(),
+                                                locations[which].tolist())))
             finally:
                 if finish is not None:
                     finish()  # every line written and fsynced, or raises
             return results
 
     def _write_new(self, kind: EventKind, index: IdIndex, envelopes: Sequence[Envelope], event_ids: list[str],
-                   hashes: np.ndarray, new: np.ndarray) -> tuple[np.ndarray, list[WriteResult], Callable[[], None]]:
+                   hashes: np.ndarray, new: np.ndarray, which: np.ndarray) -> tuple[list[date], Callable[[], None]]:
         """Append the envelopes at positions ``new`` (ids not stored yet), grouped by day, and fsync.
 
-        Returns the positions in the order written (by day, then batch order), their results, and
-        ``finish``, which the caller must call before returning: it waits until every line is
-        written and fsynced (worker threads do that meanwhile) and raises if one could not be.
+        Returns the days written (``which[i]`` is set to the index of position ``i``'s day, for each
+        new position) and ``finish``, which the caller must call before returning: it waits until
+        every line is written and fsynced (worker threads do that meanwhile) and raises if one
+        could not be.
         """
         # The envelopes are read in batch order (the order they were most likely made in, so mostly
         # sequential in memory; reading them in day order costs a cache miss per object), and the
@@ -267,17 +264,14 @@ class FileSystemStore(EventStore):
             if created and self.durable:
                 files.sync_directory(self.kind_dir(kind))
             # meanwhile
-            new_ids = list(map(event_ids.__getitem__, new.tolist()))
-            index.add_entries(entries, new_ids)
-            locations = [self._location(kind, day) for day in days]
-            results = list(map(_result, zip(new_ids, _repeat_each(days, counts),
-                                             repeat(True), _repeat_each(locations, counts))))
+            index.add_entries(entries, list(map(event_ids.__getitem__, new.tolist())))
+            which[new] = np.repeat(np.arange(len(days)), counts)
         except BaseException:
             with suppress(BaseException):
                 files.finish()
             index.forget()
             raise
-        return new, results, files.finish
+        return days, files.finish
 
     def _open_partition(self, kind: EventKind, day: date) -> tuple[int, bool, int, bool]:
         """Open a day file for appending: ``(fd, created, size, ends_in_a_torn_line)``."""
