@@ -137,7 +137,7 @@ class EventStore(ABC):
             raise ValueError(f"unsupported duplicate policy {on_duplicate!r}; use one of {', '.join(DUPLICATE_POLICIES)}")
         items = list(envelopes)
         model = ENVELOPE_TYPES[kind]
-        if all(type(item) is model for item in items):  # already validated envelopes: nothing to parse
+        if set(map(type, items)) <= {model}:  # already validated envelopes: nothing to parse
             return self._append(kind, items, on_duplicate) if items else []
         parsed: list[Envelope] = []
         issues = []
