@@ -218,8 +218,8 @@ class IdIndex:
         self._main = _SortedEntries(entries)
         self._delta = _SortedEntries(np.empty(0, ENTRY), [], spare=True)
 
-    def _add_delta(self, entries: np.ndarray, ids: list[str] | None = None) -> None:
-        self._delta.add(entries, ids)
+    def _add_delta(self, entries: np.ndarray, ids: list[str] | None = None, order: np.ndarray | None = None) -> None:
+        self._delta.add(entries, ids, order)
         if len(self._delta.entries) > MERGE_THRESHOLD:
             self._main.add(self._delta.entries)
             self._delta = _SortedEntries(np.empty(0, ENTRY), [], spare=True)
@@ -289,13 +289,14 @@ class IdIndex:
             os.close(fd)
         self._file_size += entries.nbytes
 
-    def add_entries(self, entries: np.ndarray, ids: list[str]) -> None:
+    def add_entries(self, entries: np.ndarray, ids: list[str], order: np.ndarray | None = None) -> None:
         """Add entries just written by :meth:`write_entries` to the in-memory index.
 
-        If appending their lines then fails, call :meth:`forget`: the ids must not be taken as stored.
+        ``order``: the argsort of ``entries["h"]``, if the caller has it. If appending their lines
+        then fails, call :meth:`forget`: the ids must not be taken as stored.
         """
         if len(entries):
-            self._add_delta(entries, ids)
+            self._add_delta(entries, ids, order)
 
     @property
     def size(self) -> int:
@@ -328,8 +329,8 @@ class _SortedEntries:
     def entries(self) -> np.ndarray:
         return self._buffer[:self.count]
 
-    def add(self, new: np.ndarray, ids: list[str] | None = None) -> None:
-        new_order = np.argsort(new["h"])
+    def add(self, new: np.ndarray, ids: list[str] | None = None, order: np.ndarray | None = None) -> None:
+        new_order = np.argsort(new["h"]) if order is None else order
         new_hashes = new["h"][new_order]
         where = np.searchsorted(self.hashes, new_hashes)
         self.hashes = np.insert(self.hashes, where, new_hashes)
