@@ -13,11 +13,22 @@ What this adds to metaspn-store, same files:
 
 * Writers take an exclusive ``flock`` on the kind's ``.lock``, so two processes never interleave
   lines or store one id twice; readers take it shared just while reading a partition's bytes.
-* A batch is validated and checked for duplicates before any byte is written, appended with one
-  write per day, and ``fsync``-ed (files, and the directory for a new day) before the call returns.
+* A batch is validated, checked for duplicates and serialised before any byte is written, appended
+  with one write per day, and ``fsync``-ed (files, and the directory for a new day) before the call
+  returns.
 * A torn last line left by a crash is skipped by readers with an :class:`UnreadableLineWarning`,
   and the next writer terminates it first, so only that line is lost.
 * A query opens only the partitions of the days in its window.
+
+How a batch is written (``_append``), fast because nearly all of it is per batch, not per envelope:
+the ids are hashed and looked up in the index with numpy (in-batch repeats from one stable argsort
+of the hashes); the new envelopes are serialised by one pydantic call for the whole list, in batch
+order (the order their objects sit in memory: reading them in day order costs a cache miss per
+object), and the lines are regrouped by day as bytes; the index entries are appended (one write),
+then worker threads append each day's lines (one write per file) and fsync them all at once, while
+this thread builds the results; the call returns when every fsync has. The cyclic GC is paused
+meanwhile. What remains per envelope is pydantic's serialisation (about 2 µs, half the time), the
+first read of each envelope object, the result tuple, and the kernel's copy and fsync of the bytes.
 """
 
 from __future__ import annotations

@@ -7,15 +7,23 @@ write of a process (15 s for a million events). Here each kind directory holds `
 * then one 24-byte entry per stored line: a 64-bit hash of the id (:func:`id_hashes`), the day
   (proleptic ordinal), the line's byte length and its byte offset in that day's ``.jsonl`` file.
 
-Opening loads the entries with numpy (24 MB for a million events) and sorts the hashes; a lookup is a
-binary search, and a hash hit is confirmed by reading the one line it points at and comparing the
-id (for a line the same store object appended since it loaded the index: by comparing with the id
-it wrote there), so a hash collision can never drop an event. The index is a cache of the partitions and is
-repaired from them: on open each partition's size is compared with the end of its last indexed line;
-lines appended by another writer (metaspn-store, a crash before the index was written) are indexed
-from that offset, and anything inconsistent rebuilds the index from all partitions. Entries are
-appended *before* their lines, so a crashed writer leaves at worst an entry pointing at missing bytes,
-which the confirmation read rejects.
+Opening loads the entries with numpy (24 MB for a million events) and sorts the hashes; a batch's
+lookup is one vectorised binary search, and a hash hit is confirmed by reading the one line it
+points at and comparing the id (for a line this store object appended itself since it loaded the
+index, by comparing with the id it wrote there, which it keeps), so a hash collision can never drop
+an event. Entries added since the load are kept in a second, smaller sorted array (merged into the
+main one past ``MERGE_THRESHOLD``), so adding a batch costs a merge into that one, not a re-sort.
+
+The hash is computed with numpy for a whole batch (:func:`id_hashes`: splitmix64 over the id's
+8-byte words, 0.1 µs an id instead of 0.4 µs for BLAKE2b); an index of the previous format
+(``MSIDX001``, BLAKE2b) is rebuilt on open.
+
+The index is a cache of the partitions and is repaired from them: on open each partition's size is
+compared with the end of its last indexed line; lines appended by another writer (metaspn-store, a
+crash before the index was written) are indexed from that offset, and anything inconsistent rebuilds
+the index from all partitions. Entries are appended *before* their lines, so a crashed writer leaves
+at worst an entry pointing at missing bytes, which the confirmation read rejects; a writer whose
+lines could not be written drops its in-memory index (:meth:`IdIndex.forget`) and reloads it.
 
 The index file is only written under the kind's exclusive lock (see ``file_store``); another process
 picks up new entries by reading the file's tail when it next takes the lock.
