@@ -105,7 +105,7 @@ class _Envelope(_Frozen):
         return self.model_dump_json()
 
     def to_json_bytes(self) -> bytes:
-        """The same line as UTF-8 bytes, straight from pydantic's serializer (the write path)."""
+        """The same line as UTF-8 bytes, straight from pydantic's serializer (the bytes the store writes)."""
         return self.__pydantic_serializer__.to_json(self)
 
 
@@ -198,12 +198,16 @@ def _issue_for(kind: EventKind, err: dict, where: str) -> Issue:
 def parse_envelope(kind: EventKind, record: Any, where: str = "") -> Envelope:
     """Validate one record (a dict, an envelope, or a metaspn-schemas dataclass) into an envelope.
 
-    Raises :class:`InvalidEnvelope` naming every problem; nothing is stored by this function.
+    An envelope of exactly this kind's class is returned as is; any other model (e.g. a subclass) is
+    validated from its fields into one (a field the format has no place for is refused). Raises
+    :class:`InvalidEnvelope` naming every problem; nothing is stored by this function.
     """
     model = ENVELOPE_TYPES[kind]
-    if isinstance(record, model):
+    if type(record) is model:
         return record
-    if hasattr(record, "to_dict") and not isinstance(record, Mapping):
+    if isinstance(record, BaseModel):  # e.g. a subclass: stored as the envelope it is (extra fields are refused)
+        record = record.model_dump()
+    elif hasattr(record, "to_dict") and not isinstance(record, Mapping):
         record = record.to_dict()
     if not isinstance(record, Mapping):
         raise InvalidEnvelope([error("SIGNAL_INVALID", where, f"a {kind} must be a JSON object")])

@@ -19,6 +19,7 @@ from typing import Any, Literal, NamedTuple
 
 from musingly_pipeline.signals.checkpoints import ReplayCheckpoint, build_checkpoint, ensure_utc, parse_timestamp
 from musingly_pipeline.signals.envelopes import (
+    ENVELOPE_TYPES,
     EmissionEnvelope,
     EntityRef,
     Envelope,
@@ -134,9 +135,13 @@ class EventStore(ABC):
         """Validate every envelope first (raising :class:`InvalidEnvelope` before writing), then append."""
         if on_duplicate not in DUPLICATE_POLICIES:
             raise ValueError(f"unsupported duplicate policy {on_duplicate!r}; use one of {', '.join(DUPLICATE_POLICIES)}")
+        items = list(envelopes)
+        model = ENVELOPE_TYPES[kind]
+        if set(map(type, items)) <= {model}:  # already validated envelopes: nothing to parse
+            return self._append(kind, items, on_duplicate) if items else []
         parsed: list[Envelope] = []
         issues = []
-        for i, item in enumerate(envelopes):
+        for i, item in enumerate(items):
             try:
                 parsed.append(parse_envelope(kind, item, f"[{i}]"))
             except InvalidEnvelope as exc:
