@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import fcntl
 import functools
-import gc
 import json
 import operator
 import os
@@ -50,6 +49,7 @@ from typing import Any
 import numpy as np
 from pydantic import TypeAdapter
 
+from musingly_pipeline.gcpause import gc_paused
 from musingly_pipeline.signals.envelopes import ENVELOPE_TYPES, ID_FIELDS, Envelope, EventKind, InvalidEnvelope, parse_stored_line
 from musingly_pipeline.signals.id_index import ENTRY, IdIndex, id_hashes, partition_day
 from musingly_pipeline.signals.query import EventQuery
@@ -181,7 +181,7 @@ class FileSystemStore(EventStore):
         operations over the whole batch.
         """
         n = len(envelopes)
-        with _gc_paused(), self._lock(kind, exclusive=True):
+        with gc_paused(), self._lock(kind, exclusive=True):
             event_ids = list(map(_ID_GETTERS[kind], envelopes))
             index = self._indexes[kind]
             index.refresh()
@@ -327,7 +327,7 @@ class FileSystemStore(EventStore):
         torn = lines.pop()  # text after the last newline: empty, or a line torn by a crash
         needles = query.line_needles() if query is not None else []
         where = f"{KIND_DIRS[kind]}/{path.name}"
-        with _gc_paused():
+        with gc_paused():
             for number, line in enumerate(lines, start=1):
                 if not line.strip():
                     continue
@@ -401,19 +401,6 @@ class FileSystemStore(EventStore):
     def _list_documents(self, folder: str, prefix: str) -> list[str]:
         base = self.checkpoints_dir if folder == "checkpoints" else self.snapshots_dir
         return sorted(p.stem for p in base.glob("*.json") if p.stem.startswith(prefix))
-
-
-@contextmanager
-def _gc_paused():
-    """Pause the cyclic garbage collector while tens of thousands of acyclic envelopes are built;
-    its generation-2 passes otherwise take half of a day's replay."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _write_all(fd: int, data: bytes) -> None:
