@@ -204,7 +204,7 @@ class FileSystemStore(EventStore):
             days: list[date] = []
             finish = None
             if len(new):
-                days, finish = self._write_new(kind, index, envelopes, event_ids, hashes, by_hash, new, which)
+                days, finish = self._write_new(kind, index, envelopes, event_ids, hashes, new, which)
             try:  # the results are built while worker threads write and fsync
                 for i, day in stored.items():
                     which[i] = len(days)
@@ -222,7 +222,7 @@ class FileSystemStore(EventStore):
             return results
 
     def _write_new(self, kind: EventKind, index: IdIndex, envelopes: Sequence[Envelope], event_ids: list[str],
-                   hashes: np.ndarray, by_hash: np.ndarray, new: np.ndarray, which: np.ndarray) -> tuple[list[date], Callable[[], None]]:
+                   hashes: np.ndarray, new: np.ndarray, which: np.ndarray) -> tuple[list[date], Callable[[], None]]:
         """Append the envelopes at positions ``new`` (ids not stored yet), grouped by day, and fsync.
 
         Returns the days written (``which[i]`` is set to the index of position ``i``'s day, for each
@@ -275,10 +275,7 @@ class FileSystemStore(EventStore):
             if created and self.durable:
                 files.sync_directory(self.kind_dir(kind))
             # meanwhile
-            row = np.full(len(hashes), -1, np.intp)
-            row[new] = np.arange(len(new))
-            by_hash = row[by_hash]
-            index.add_entries(entries, list(map(event_ids.__getitem__, new.tolist())), by_hash[by_hash >= 0])
+            index.add_entries(entries, list(map(event_ids.__getitem__, new.tolist())))
             which[new] = np.repeat(np.arange(len(days)), counts)
         except BaseException:
             with suppress(BaseException):
