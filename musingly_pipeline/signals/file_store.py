@@ -283,7 +283,7 @@ class FileSystemStore(EventStore):
 
     def _open_partition(self, kind: EventKind, day: date) -> tuple[int, bool, int, bool]:
         """Open a day file for appending: ``(fd, created, size, ends_in_a_torn_line)``."""
-        path = self.partition_path(kind, day)
+        path = self._location(kind, day)
         created = False
         try:
             fd = os.open(path, os.O_RDWR | os.O_APPEND)
