@@ -59,6 +59,7 @@ from musingly_pipeline.validation.report import error
 KIND_DIRS = {"signal": "signals", "emission": "emissions"}
 _ID_GETTERS = {kind: operator.attrgetter(field) for kind, field in ID_FIELDS.items()}
 _TIMESTAMP = operator.attrgetter("timestamp")
+_LAST = [b""]
 _LIST_ADAPTERS = {kind: TypeAdapter(list[model]) for kind, model in ENVELOPE_TYPES.items()}
 _LIST_MARKERS = {kind: f',{{"{next(iter(model.model_fields))}":'.encode() for kind, model in ENVELOPE_TYPES.items()}
 _ORDINAL = datetime.toordinal  # of the UTC date: envelopes hold UTC timestamps
@@ -67,11 +68,11 @@ _ORDINAL = datetime.toordinal  # of the UTC date: envelopes hold UTC timestamps
 _result = functools.partial(tuple.__new__, WriteResult)  # _result(values): WriteResult(*values), in C
 
 
-def _serialize(kind: EventKind, envelopes: list[Envelope]) -> tuple[bytes | bytearray, np.ndarray, np.ndarray]:
-    """Every envelope's JSON line, each ending in a newline: ``(data, starts, lengths)``.
+def _serialize(kind: EventKind, envelopes: list[Envelope]) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """Every envelope's JSON: ``(data, starts, sizes)``.
 
-    Line ``k`` is ``data[starts[k]:starts[k] + lengths[k]]``: pydantic's ``to_json`` of envelope ``k``
-    and ``"\\n"``. The envelopes are of the kind's own class (``parse_envelope`` sees to that). The
+    ``data[starts[k]:starts[k] + sizes[k]]`` is pydantic's ``to_json`` of envelope ``k`` (its line,
+    without the newline). The envelopes are of the kind's own class (``parse_envelope`` sees to that). The
     whole list is serialised in one call (``[line,line,...]``, no per-call overhead) and cut at the
     commas between envelopes: each line starts with the first field (``{"entity_refs":`` for a
     signal), so ``,{"entity_refs":`` occurs at each of the n-1 boundaries; if it occurs exactly n-1
@@ -90,16 +91,11 @@ def _serialize(kind: EventKind, envelopes: list[Envelope]) -> tuple[bytes | byte
     windows = np.lib.stride_tricks.sliding_window_view(raw, len(marker))[candidates]
     bounds = candidates[(windows == np.frombuffer(marker, np.uint8)).all(axis=1)]
     if len(bounds) == n - 1:
-        data = bytearray(dumped)
-        cut = np.frombuffer(data, np.uint8)
-        ends = np.r_[bounds, len(data) - 1]  # each "," between envelopes, and the closing "]"
-        cut[ends] = 10  # become the newlines
         starts = np.r_[1, bounds + 1]
-        return data, starts, ends + 1 - starts
+        return dumped, starts, np.r_[bounds, len(dumped) - 1] - starts  # up to each "," and the final "]"
     lines = list(map(model.__pydantic_serializer__.to_json, envelopes))
-    lengths = np.fromiter(map(len, lines), np.int64, n) + 1
-    lines.append(b"")
-    return b"\n".join(lines), np.cumsum(lengths) - lengths, lengths
+    sizes = np.fromiter(map(len, lines), np.int64, n)
+    return b"".join(lines), np.cumsum(sizes) - sizes, sizes
 
 
 def _first_positions(event_ids: list[str], hashes: np.ndarray, by_hash: np.ndarray) -> np.ndarray:
@@ -204,7 +200,7 @@ class FileSystemStore(EventStore):
             days: list[date] = []
             finish = None
             if len(new):
-                days, finish = self._write_new(kind, index, envelopes, event_ids, hashes, by_hash, new, which)
+                days, finish = self._write_new(kind, index, envelopes, event_ids, hashes, new, which)
             try:  # the results are built while worker threads write and fsync
                 for i, day in stored.items():
                     which[i] = len(days)
@@ -222,7 +218,7 @@ class FileSystemStore(EventStore):
             return results
 
     def _write_new(self, kind: EventKind, index: IdIndex, envelopes: Sequence[Envelope], event_ids: list[str],
-                   hashes: np.ndarray, by_hash: np.ndarray, new: np.ndarray, which: np.ndarray) -> tuple[list[date], Callable[[], None]]:
+                   hashes: np.ndarray, new: np.ndarray, which: np.ndarray) -> tuple[list[date], Callable[[], None]]:
         """Append the envelopes at positions ``new`` (ids not stored yet), grouped by day, and fsync.
 
         Returns the days written (``which[i]`` is set to the index of position ``i``'s day, for each
@@ -234,10 +230,11 @@ class FileSystemStore(EventStore):
         # sequential in memory; reading them in day order costs a cache miss per object), and the
         # serialised lines are then regrouped by day as bytes.
         picked = list(map(envelopes.__getitem__, new.tolist()))
-        data, starts, lengths = _serialize(kind, picked)  # before touching a file: an error here writes nothing
+        data, starts, sizes = _serialize(kind, picked)  # before touching a file: an error here writes nothing
         ordinals = np.fromiter(map(_ORDINAL, map(_TIMESTAMP, picked)), np.int64, len(picked))
         order = np.argsort(ordinals, kind="stable")  # by day, batch order within a day
-        new, ordinals, starts, lengths = new[order], ordinals[order], starts[order], lengths[order]
+        new, ordinals, starts, sizes = new[order], ordinals[order], starts[order], sizes[order]
+        lengths = sizes + 1  # on disk, with the newline
         firsts = np.r_[0, np.flatnonzero(np.diff(ordinals)) + 1]  # first line of each day
         counts = np.diff(np.r_[firsts, len(new)])
         before = np.cumsum(lengths) - lengths  # bytes of the lines before each one, all days
@@ -266,19 +263,16 @@ class FileSystemStore(EventStore):
             # each day's lines go to a worker thread as soon as they are joined
             files.inline = len(days) == 1 and not (created and self.durable)
             view = memoryview(data)
-            lines = [view[a:a + b] for a, b in zip(starts.tolist(), lengths.tolist())]
+            lines = [view[a:a + b] for a, b in zip(starts.tolist(), sizes.tolist())]
             for fd, first, count, ends_torn in zip(files.fds, firsts.tolist(), counts.tolist(), torn):
-                chunk = b"".join(lines[first:first + count])
+                chunk = b"\n".join(lines[first:first + count] + _LAST)  # each line ending in "\n"
                 # a torn line from a crash is ended first, so it stays one skipped line
                 files.write(fd, b"\n" + chunk if ends_torn else chunk)
             del lines, view
             if created and self.durable:
                 files.sync_directory(self.kind_dir(kind))
             # meanwhile
-            row = np.full(len(hashes), -1, np.intp)
-            row[new] = np.arange(len(new))
-            by_hash = row[by_hash]
-            index.add_entries(entries, list(map(event_ids.__getitem__, new.tolist())), by_hash[by_hash >= 0])
+            index.add_entries(entries, list(map(event_ids.__getitem__, new.tolist())))
             which[new] = np.repeat(np.arange(len(days)), counts)
         except BaseException:
             with suppress(BaseException):
@@ -289,7 +283,7 @@ class FileSystemStore(EventStore):
 
     def _open_partition(self, kind: EventKind, day: date) -> tuple[int, bool, int, bool]:
         """Open a day file for appending: ``(fd, created, size, ends_in_a_torn_line)``."""
-        path = self.partition_path(kind, day)
+        path = self._location(kind, day)
         created = False
         try:
             fd = os.open(path, os.O_RDWR | os.O_APPEND)

@@ -9,10 +9,10 @@ write of a process (15 s for a million events). Here each kind directory holds `
 
 Opening loads the entries with numpy (24 MB for a million events) and sorts the hashes; a batch's
 lookup is one vectorised binary search, and a hash hit is confirmed by reading the one line it
-points at and comparing the id (for a line this store object appended itself since it loaded the
-index, by comparing with the id it wrote there, which it keeps), so a hash collision can never drop
-an event. Entries added since the load are kept in a second, smaller sorted array (merged into the
-main one past ``MERGE_THRESHOLD``), so adding a batch costs a merge into that one, not a re-sort.
+points at and comparing the id, so a hash collision can never drop an event. Entries another writer
+added since the load are kept in a second, smaller sorted array; the ids this store object appended
+itself are kept in a dict (id -> day) and answered from it. Both are merged into the main arrays
+past ``MERGE_THRESHOLD`` entries, so a batch never re-sorts the main arrays.
 
 The hash is computed with numpy for a whole batch (:func:`id_hashes`: splitmix64 over the id's
 8-byte words, 0.1 µs an id instead of 0.4 µs for BLAKE2b); an index of the previous format
@@ -43,7 +43,7 @@ from pydantic_core import from_json
 MAGIC = b"MSIDX002"  # 002: the numpy hash (001, BLAKE2b, is rebuilt on open)
 HEADER_SIZE = 16
 ENTRY = np.dtype([("h", "<u8"), ("day", "<i4"), ("len", "<u4"), ("off", "<u8")])
-# Entries appended since the index was loaded are kept apart (cheap to merge into); past this many
+# Entries added since the index was loaded are kept apart (see the module docstring); past this many
 # they are merged into the main arrays.
 MERGE_THRESHOLD = 200_000
 _DAY_THEN_OFFSET = operator.itemgetter(0, 2)  # of a (day, len, off) candidate
@@ -115,7 +115,9 @@ class IdIndex:
         self._generation = 0
         self._file_size = 0
         self._main = _SortedEntries(np.empty(0, ENTRY))
-        self._delta = _SortedEntries(np.empty(0, ENTRY))  # entries added since the last (re)build
+        self._delta = _SortedEntries(np.empty(0, ENTRY))  # entries other writers added since the load
+        self._own: dict[str, int] = {}  # id -> day ordinal of the lines this object appended since
+        self._own_entries: list[np.ndarray] = []
         self._fds: dict[int, int] = {}
 
     # -- loading and repair --------------------------------------------------------------------------
@@ -224,13 +226,18 @@ class IdIndex:
 
     def _build_sorted(self, entries: np.ndarray) -> None:
         self._main = _SortedEntries(entries)
-        self._delta = _SortedEntries(np.empty(0, ENTRY), [], spare=True)
+        self._delta = _SortedEntries(np.empty(0, ENTRY), spare=True)
+        self._own, self._own_entries = {}, []
 
-    def _add_delta(self, entries: np.ndarray, ids: list[str] | None = None, order: np.ndarray | None = None) -> None:
-        self._delta.add(entries, ids, order)
-        if len(self._delta.entries) > MERGE_THRESHOLD:
-            self._main.add(self._delta.entries)
-            self._delta = _SortedEntries(np.empty(0, ENTRY), [], spare=True)
+    def _add_delta(self, entries: np.ndarray) -> None:
+        self._delta.add(entries)
+        self._merge_if_large()
+
+    def _merge_if_large(self) -> None:
+        if len(self._delta.entries) + len(self._own) > MERGE_THRESHOLD:
+            self._main.add(np.concatenate([self._delta.entries, *self._own_entries]))
+            self._delta = _SortedEntries(np.empty(0, ENTRY), spare=True)
+            self._own, self._own_entries = {}, []
 
     def forget(self) -> None:
         """Drop the in-memory index (after a failed write); the next :meth:`refresh` reloads it."""
@@ -246,25 +253,30 @@ class IdIndex:
     def lookup_many(self, event_ids: list[str], hashes: np.ndarray, by_hash: np.ndarray | None = None) -> dict[int, date]:
         """:meth:`lookup` for a batch: ``{position: day}`` for the ids already stored.
 
-        One vectorised search of the sorted hashes (main and recent entries); only hash hits are
-        confirmed, by reading their line, or for a line this object appended itself, by comparing
-        with the id it wrote there. If an id is stored more than once (metaspn-store can do that),
-        the first occurrence (earliest day, then offset) is the one reported. ``by_hash``: the
-        argsort of ``hashes``, if the caller has it.
+        An id this object appended itself since it loaded the index is answered from the ids it
+        kept (no other copy can precede it: it was not stored when it was written). The others: one
+        vectorised search of the sorted hashes (main, and entries other writers added since the
+        load); a hash hit is confirmed by reading its line. If an id is stored more than once
+        (metaspn-store can do that), the first occurrence (earliest day, then offset) is the one
+        reported. ``by_hash``: the argsort of ``hashes``, if the caller has it.
         """
-        candidates: dict[int, list[tuple[int, int, int, str | None]]] = {}
+        found: dict[int, date] = {}
+        if self._own:
+            found = {i: date.fromordinal(day) for i, day in enumerate(map(self._own.get, event_ids)) if day is not None}
+        candidates: dict[int, list[tuple[int, int, int]]] = {}
         positions = np.argsort(hashes) if by_hash is None else by_hash
         sorted_hashes = hashes[positions]
         for part in (self._main, self._delta):
             part.candidates(sorted_hashes, positions, candidates)
-        found: dict[int, date] = {}
         read_id = self._read_id
         for i, entries in candidates.items():
+            if i in found:
+                continue
             event_id = event_ids[i]
             if len(entries) > 1:
                 entries.sort(key=_DAY_THEN_OFFSET)
-            for day, length, off, known in entries:
-                if (known if known is not None else read_id(day, off, length)) == event_id:
+            for day, length, off in entries:
+                if read_id(day, off, length) == event_id:
                     found[i] = date.fromordinal(day)
                     break
         return found
@@ -297,18 +309,19 @@ class IdIndex:
             os.close(fd)
         self._file_size += entries.nbytes
 
-    def add_entries(self, entries: np.ndarray, ids: list[str], order: np.ndarray | None = None) -> None:
-        """Add entries just written by :meth:`write_entries` to the in-memory index.
+    def add_entries(self, entries: np.ndarray, ids: list[str]) -> None:
+        """Add entries just written by :meth:`write_entries`, and their ids, to the in-memory index.
 
-        ``order``: the argsort of ``entries["h"]``, if the caller has it. If appending their lines
-        then fails, call :meth:`forget`: the ids must not be taken as stored.
+        If appending their lines then fails, call :meth:`forget`: the ids must not be taken as stored.
         """
         if len(entries):
-            self._add_delta(entries, ids, order)
+            self._own.update(zip(ids, entries["day"].tolist()))
+            self._own_entries.append(entries)
+            self._merge_if_large()
 
     @property
     def size(self) -> int:
-        return len(self._main.entries) + len(self._delta.entries)
+        return len(self._main.entries) + len(self._delta.entries) + sum(map(len, self._own_entries))
 
     def close(self) -> None:
         for fd in self._fds.values():
@@ -323,22 +336,21 @@ class _SortedEntries:
     reordering the 24-byte entries; an entry is fetched through the permutation on a hit.
     """
 
-    __slots__ = ("_buffer", "count", "hashes", "ids", "order", "spare")
+    __slots__ = ("_buffer", "count", "hashes", "order", "spare")
 
-    def __init__(self, entries: np.ndarray, ids: list[str | None] | None = None, *, spare: bool = False):
+    def __init__(self, entries: np.ndarray, *, spare: bool = False):
         self._buffer = entries
         self.count = len(entries)
         self.order = np.argsort(entries["h"])
         self.hashes = entries["h"][self.order]
-        self.ids = ids  # if kept: the id of each entry this process appended itself, else None
         self.spare = spare  # grow the entries with room to spare (frequent small additions)
 
     @property
     def entries(self) -> np.ndarray:
         return self._buffer[:self.count]
 
-    def add(self, new: np.ndarray, ids: list[str] | None = None, order: np.ndarray | None = None) -> None:
-        new_order = np.argsort(new["h"]) if order is None else order
+    def add(self, new: np.ndarray) -> None:
+        new_order = np.argsort(new["h"])
         new_hashes = new["h"][new_order]
         where = np.searchsorted(self.hashes, new_hashes)
         self.hashes = np.insert(self.hashes, where, new_hashes)
@@ -350,11 +362,9 @@ class _SortedEntries:
             self._buffer = grown
         self._buffer[self.count:needed] = new
         self.count = needed
-        if self.ids is not None:
-            self.ids.extend(ids if ids is not None else [None] * len(new))
 
-    def candidates(self, hashes: np.ndarray, positions: np.ndarray, out: dict[int, list[tuple[int, int, int, str | None]]]) -> None:
-        """Add ``(day, len, off, id or None)`` of every entry whose hash is ``hashes[k]`` to ``out[positions[k]]``.
+    def candidates(self, hashes: np.ndarray, positions: np.ndarray, out: dict[int, list[tuple[int, int, int]]]) -> None:
+        """Add ``(day, len, off)`` of every entry whose hash is ``hashes[k]`` to ``out[positions[k]]``.
 
         ``hashes`` must be sorted: the binary searches then walk the array in order (several times
         faster than random probes into a million hashes).
@@ -378,9 +388,8 @@ class _SortedEntries:
 
     def _collect(self, positions: list[int], index: np.ndarray, out: dict) -> None:
         rows = self.entries[index]
-        known = [self.ids[r] for r in index.tolist()] if self.ids is not None else [None] * len(index)
-        for i, day, length, off, event_id in zip(positions, rows["day"].tolist(), rows["len"].tolist(), rows["off"].tolist(), known):
-            out.setdefault(i, []).append((day, length, off, event_id))
+        for i, day, length, off in zip(positions, rows["day"].tolist(), rows["len"].tolist(), rows["off"].tolist()):
+            out.setdefault(i, []).append((day, length, off))
 
 
 def _line_id(line: bytes, id_field: str) -> str | None:
