@@ -246,7 +246,7 @@ class IdIndex:
 
     # -- lookups and appends -------------------------------------------------------------------------
     def lookup(self, event_id: str, h: int | None = None) -> date | None:
-        """The day that holds ``event_id``, confirmed by reading its line; None if it is not stored."""
+        """The day that holds ``event_id`` (as :meth:`lookup_many` finds it); None if it is not stored."""
         h = id_hash(event_id) if h is None else h
         return self.lookup_many([event_id], np.array([h], "<u8")).get(0)
 
@@ -290,11 +290,6 @@ class IdIndex:
                 return None
             self._fds[day] = fd
         return _line_id(os.pread(fd, length, off), self.id_field)
-
-    def append(self, entries: np.ndarray, ids: list[str]) -> None:
-        """Record lines about to be appended (an ``ENTRY`` array, any days, and their ids)."""
-        self.write_entries(entries)
-        self.add_entries(entries, ids)
 
     def write_entries(self, entries: np.ndarray) -> None:
         """Append entries to the file, with one write: before their lines are written."""
