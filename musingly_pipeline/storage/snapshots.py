@@ -341,6 +341,7 @@ def import_bundle_file(url: str | None, path: str | Path, **options) -> ImportRe
     return import_bundle(url, checked.bundle, validated=True, warnings=tuple(checked.report.warnings), **options)
 
 
+@gc_paused()  # hashing and COPY rows make ~1M short-lived tuples; see gcpause
 def import_bundle(
     url: str | None,
     bundle: ImportBundle,
@@ -367,16 +368,6 @@ def import_bundle(
       (``reused=True``) unless ``force``.
     * ``validated``: the caller already ran every rule on ``bundle`` (skips a second pass).
     """
-    with gc_paused():  # hashing and COPY rows make ~1M short-lived tuples; see gcpause
-        return _import_bundle(url, bundle, source_file=source_file, promote=promote, merge=merge,
-                              remove=remove, allow_shrink=allow_shrink, force=force, progress=progress,
-                              validated=validated, warnings=warnings, created_by=created_by)
-
-
-def _import_bundle(url: str | None, bundle: ImportBundle, *, source_file: str | None, promote: bool,
-                   merge: bool, remove: Iterable[str | tuple[str, str]], allow_shrink: bool, force: bool,
-                   progress: Progress | None, validated: bool, warnings: tuple[Issue, ...],
-                   created_by: str | None) -> ImportResult:
     started = time.perf_counter()
     removals = [r if isinstance(r, tuple) else _parse_removal(r) for r in remove]
     if removals and not merge:

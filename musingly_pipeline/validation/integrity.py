@@ -10,6 +10,7 @@ import difflib
 from collections.abc import Iterable, Sequence
 
 from musingly_pipeline.contracts.bundle import ImportBundle
+from musingly_pipeline.gcpause import gc_paused
 from musingly_pipeline.validation.graph import find_cycles
 from musingly_pipeline.validation.report import Issue, error, warning
 
@@ -28,6 +29,7 @@ _CYCLE_LIMIT = 10
 _CYCLE_SHOWN = 12  # slugs of a cycle shown in its message
 
 
+@gc_paused()  # the rules build dicts and tuples over every row; see gcpause
 def check_bundle(bundle: ImportBundle) -> list[Issue]:
     """All integrity errors and warnings of ``bundle``, in a stable order."""
     issues: list[Issue] = []
