@@ -6,8 +6,11 @@ In one run, on one fresh database:
   ready snapshot);
 * (a) the guide's approach (``shared/seeds/000``, "Python Import Client"): psycopg2 ``execute_values``
   inserts table by table, with a ``SELECT slug, id`` query after each entity table to build the slug
-  map, in one transaction; timed from the already validated bundle, and reported end to end with
-  the same validation time added;
+  map, in one transaction; timed from the already validated bundle. End to end, it is reported two
+  ways: with the guide's own pre-flight validation ("Pre-Flight Validation (Python)": ``json.load``,
+  ``ImportBundle.model_validate`` and its three rule functions, written here as in the guide) added,
+  which is the guide's approach from file to committed snapshot and the figure the aim is judged by;
+  and, stricter, with our validation's time added instead (as if the guide validated as fast);
 * (b) the floor: binary COPY of the same rows, prepared in memory beforehand (not timed), into the
   same indexed tables with the same foreign keys;
 * promote and rollback of a ~1k-row snapshot and of the large one;
@@ -103,6 +106,86 @@ def guide_import(url: str, bundle: ImportBundle) -> int:
     return rows
 
 
+def guide_validate(path: Path) -> ImportBundle:
+    """The guide's ``validate_bundle``: json.load, model_validate, then its three rule functions.
+
+    Its models are pydantic models with default (lax) validation, hence ``strict=False`` on ours.
+    Its cycle check is a recursive DFS; a prerequisite chain of a large bundle is deeper than
+    Python's default recursion limit, so the limit is raised (Python 3.11 recursion uses no C stack).
+    """
+    with open(path) as f:
+        data = json.load(f)
+    bundle = ImportBundle.model_validate(data, strict=False)
+    errors: list[str] = []
+    # validate_referential_integrity
+    domain_slugs = {d.slug for d in bundle.domains}
+    trail_slugs = {t.slug for t in bundle.trails}
+    concept_slugs = {c.slug for c in bundle.concepts}
+    spark_slugs = {s.slug for s in bundle.sparks}
+    beacon_slugs = {b.slug for b in bundle.beacons}
+    for trail in bundle.trails:
+        if trail.domain_slug not in domain_slugs:
+            errors.append(f"Trail '{trail.slug}' references unknown domain '{trail.domain_slug}'")
+    for concept in bundle.concepts:
+        if concept.trail_slug and concept.trail_slug not in trail_slugs:
+            errors.append(f"Concept '{concept.slug}' references unknown trail '{concept.trail_slug}'")
+    for cs in bundle.concept_sparks:
+        if cs.concept_slug not in concept_slugs:
+            errors.append(f"concept_sparks references unknown concept '{cs.concept_slug}'")
+        if cs.spark_slug not in spark_slugs:
+            errors.append(f"concept_sparks references unknown spark '{cs.spark_slug}'")
+    for sb in bundle.spark_beacons:
+        if sb.spark_slug not in spark_slugs:
+            errors.append(f"spark_beacons references unknown spark '{sb.spark_slug}'")
+        if sb.beacon_slug not in beacon_slugs:
+            errors.append(f"spark_beacons references unknown beacon '{sb.beacon_slug}'")
+    for link in bundle.spark_links:
+        if link.source_slug not in spark_slugs:
+            errors.append(f"spark_links references unknown source '{link.source_slug}'")
+        if link.target_slug not in spark_slugs:
+            errors.append(f"spark_links references unknown target '{link.target_slug}'")
+    # validate_dag_acyclic
+    graph: dict[str, set[str]] = {}
+    for link in bundle.spark_links:
+        graph.setdefault(link.source_slug, set()).add(link.target_slug)
+    visited: set[str] = set()
+    path_set: set[str] = set()
+    path_list: list[str] = []
+
+    def dfs(node: str) -> list[str] | None:
+        visited.add(node)
+        path_set.add(node)
+        path_list.append(node)
+        for neighbor in graph.get(node, []):
+            if neighbor in path_set:
+                return path_list[path_list.index(neighbor):] + [neighbor]
+            if neighbor not in visited:
+                result = dfs(neighbor)
+                if result:
+                    return result
+        path_set.remove(node)
+        path_list.pop()
+        return None
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 10 * len(bundle.sparks) + 1000))
+    try:
+        for node in graph:
+            if node not in visited and (cycle := dfs(node)):
+                errors.append(f"Cycle detected in spark_links: {' -> '.join(cycle)}")
+                break
+    finally:
+        sys.setrecursionlimit(limit)
+    # validate_slug_uniqueness
+    for items, entity_type in ((bundle.domains, "domain"), (bundle.trails, "trail"), (bundle.concepts, "concept"),
+                               (bundle.sparks, "spark"), (bundle.beacons, "beacon")):
+        seen: set[str] = set()
+        duplicates = {i.slug for i in items if i.slug in seen or seen.add(i.slug)}
+        errors.extend(f"Duplicate {entity_type} slug: '{d}'" for d in duplicates)
+    assert not errors, errors[:3]
+    return bundle
+
+
 def floor_copy(url: str, bundle: ImportBundle) -> tuple[int, float]:
     """Binary COPY of rows prepared before the clock starts; returns (rows, seconds)."""
     with connect(url) as conn:
@@ -151,20 +234,28 @@ def main() -> None:
             rows = sum(ours.entity_counts.values())
             checked, t_validate = timed(lambda: validate_bundle_file(big))
             bundle = checked.bundle
+            guide_checked, t_guide_validate = timed(lambda: guide_validate(big))
+            assert guide_checked == bundle
+            del guide_checked
             guide_rows, t_guide = timed(lambda: guide_import(url, bundle))
             assert guide_rows == rows, (guide_rows, rows)
             floor_rows, t_floor = floor_copy(url, bundle)
             assert floor_rows == rows
 
-            print(f"bundle: {args.sparks} sparks, {rows} rows, {size_mb:.0f} MiB; validation alone {t_validate:.1f}s")
+            print(f"bundle: {args.sparks} sparks, {rows} rows, {size_mb:.0f} MiB; our validation alone "
+                  f"{t_validate:.2f}s, the guide's pre-flight validation {t_guide_validate:.2f}s")
             print(f"ours   end to end (file -> committed snapshot): {t_ours:7.2f}s  {rows / t_ours:9,.0f} rows/s")
             print(f"(a) guide, load only (execute_values + slug maps): {t_guide:7.2f}s  {rows / t_guide:9,.0f} rows/s")
-            t_guide_e2e = t_guide + t_validate
-            print(f"(a) guide, end to end (+ the same validation):   {t_guide_e2e:7.2f}s  {rows / t_guide_e2e:9,.0f} rows/s")
+            t_guide_e2e = t_guide + t_guide_validate
+            t_guide_strict = t_guide + t_validate
+            print(f"(a) guide, end to end (its validation + load):   {t_guide_e2e:7.2f}s  {rows / t_guide_e2e:9,.0f} rows/s")
+            print(f"(a) guide load + our validation's time:          {t_guide_strict:7.2f}s  "
+                  f"{rows / t_guide_strict:9,.0f} rows/s")
             print(f"(b) floor, binary COPY of prepared rows:        {t_floor:7.2f}s  {rows / t_floor:9,.0f} rows/s")
-            print(f"ratio ours / guide end to end: {t_guide_e2e / t_ours:.2f}x faster"
-                  f"  (vs guide load only: {t_guide / t_ours:.2f}x)")
-            print(f"ratio ours / floor:            {t_ours / t_floor:.2f}x the floor's time")
+            print(f"ratio ours / guide end to end: {t_guide_e2e / t_ours:.2f}x faster (aim: 3x)"
+                  f"  (vs guide load + our validation: {t_guide_strict / t_ours:.2f}x; vs guide load only: "
+                  f"{t_guide / t_ours:.2f}x)")
+            print(f"ratio ours / floor:            {t_ours / t_floor:.2f}x the floor's time (aim: at most 2x)")
             # The floor loads prepared rows and validates nothing, so no import into these tables
             # (with their indexes and reference checks) can be faster than it end to end.
             print(f"bound: guide end to end / floor = {t_guide_e2e / t_floor:.2f}x "

@@ -10,17 +10,22 @@ An import runs as:
 1. ``start_import`` and ``update_import_status(..., 'importing')``, each committed, so the log
    shows the attempt while it runs; the session holds the log's advisory lock meanwhile.
 2. One transaction: ``create_import_snapshot``, COPY of every table (in a thread, while this one
-   computes the content hash), then under the content hash's lock either ``finalize_import`` or, if
-   a ready or current snapshot has the same content, a rollback of the load to its savepoint and
-   reuse of that snapshot. Nothing of it is visible until it commits; a killed process leaves no
-   rows, and its log is marked failed by the next command (the lock is free).
-3. On error, the transaction rolls back and the log is marked failed with the error, separately.
+   runs the integrity rules, unless the caller already did, and computes the content hash), then
+   under the content hash's lock either ``finalize_import`` or, if a ready or current snapshot has
+   the same content, a rollback of the load to its savepoint and reuse of that snapshot. Nothing of
+   it is visible until it commits; a killed process leaves no rows, and its log is marked failed by
+   the next command (the lock is free).
+3. On error, the transaction rolls back and the log is marked failed with the error, separately. A
+   bundle that breaks an integrity rule is not an import that failed: its load is rolled back and
+   its log row deleted, so it leaves nothing, as if it had been checked before (it raises
+   :class:`BundleInvalid` with the full report).
 4. With ``promote=True``, ``promote_import`` in its own transaction.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -41,7 +46,9 @@ from musingly_pipeline.storage.loader import TABLES, Progress, load_bundle, load
 from musingly_pipeline.storage.merge import RemovalError, merge_bundles, parse_removal
 from musingly_pipeline.storage.migrations import ensure_migrated
 from musingly_pipeline.storage.projections import read_bundle_content
-from musingly_pipeline.validation import Issue, ValidationReport, validate_bundle, validate_bundle_file
+from musingly_pipeline.validation import Issue, ValidationReport, validate_bundle
+from musingly_pipeline.validation.bundle_file import read_bundle
+from musingly_pipeline.validation.integrity import check_bundle
 
 # A full import may not drop more than this share of the current snapshot's sparks without
 # allow_shrink: a hotfix bundle imported without --merge would otherwise wipe the content.
@@ -332,13 +339,15 @@ def export_bundle(url: str | None, snapshot_id: uuid.UUID | str) -> ImportBundle
 def import_bundle_file(url: str | None, path: str | Path, **options) -> ImportResult:
     """Validate the file (every rule) and import it; see :func:`import_bundle` for the options.
 
-    Raises :class:`BundleInvalid` with the report when the file breaks a rule.
+    Raises :class:`BundleInvalid` with the report when the file breaks a rule. A file that does not
+    parse against the contracts never reaches the database; the integrity rules run while the rows
+    load (see :func:`import_bundle`).
     """
-    checked = validate_bundle_file(path)
+    checked = read_bundle(path)
     if not checked.valid:
         raise BundleInvalid(checked.report)
     options.setdefault("source_file", str(path))
-    return import_bundle(url, checked.bundle, validated=True, warnings=tuple(checked.report.warnings), **options)
+    return import_bundle(url, checked.bundle, _report=checked.report, **options)
 
 
 @gc_paused()  # hashing and COPY rows make ~1M short-lived tuples; see gcpause
@@ -356,6 +365,7 @@ def import_bundle(
     validated: bool = False,
     warnings: tuple[Issue, ...] = (),
     created_by: str | None = None,
+    _report: ValidationReport | None = None,
 ) -> ImportResult:
     """Import ``bundle`` as a new ready snapshot (and promote it with ``promote``).
 
@@ -367,8 +377,12 @@ def import_bundle(
     * Content equal (by :func:`content_hash`) to a ready or current snapshot reuses that snapshot
       (``reused=True``) unless ``force``.
     * ``validated``: the caller already ran every rule on ``bundle`` (skips a second pass).
+      Otherwise the rules of a full import run in this thread while another one loads the rows
+      (they take about a tenth of a large import); a broken rule cancels the load, deletes the
+      import's log row and raises :class:`BundleInvalid`, so the bundle leaves nothing behind.
     """
     started = time.perf_counter()
+    check: ValidationReport | None = None  # the report the integrity rules still have to fill in
     removals = [r if isinstance(r, tuple) else _parse_removal(r) for r in remove]
     if removals and not merge:
         raise ImportRefused("removing rows only makes sense with --merge (a full import replaces everything)")
@@ -394,16 +408,13 @@ def import_bundle(
             warnings = tuple(report.warnings)
         else:
             if not validated:
-                report = validate_bundle(bundle, file=source_file or bundle.version_label)
-                if not report.valid:
-                    raise BundleInvalid(report)
-                warnings = tuple(report.warnings)
+                check = _report or ValidationReport(file=source_file or bundle.version_label, counts=bundle.counts())
             if current is not None and not allow_shrink:
                 _refuse_shrink(current, bundle)
         return _import(conn, bundle, current, started=started, source_file=source_file,
                        promote=promote, merged=merge, force=force, progress=progress,
                        warnings=warnings, created_by=created_by,
-                       merge_source=(base, patch) if merge else None)
+                       merge_source=(base, patch) if merge else None, check=check)
 
 
 def _parse_removal(text: str) -> tuple[str, str]:
@@ -426,15 +437,17 @@ def _refuse_shrink(current: SnapshotInfo, bundle: ImportBundle) -> None:
 def _import(conn: psycopg.Connection, bundle: ImportBundle, current: SnapshotInfo | None, *,
             started: float, source_file: str | None, promote: bool, merged: bool, force: bool,
             progress: Progress | None, warnings: tuple[Issue, ...], created_by: str | None,
-            merge_source: tuple[ImportBundle, ImportBundle] | None = None) -> ImportResult:
-    """Log, load and finalize ``bundle`` (validated) as a new ready snapshot, or reuse a snapshot
-    with the same content.
+            merge_source: tuple[ImportBundle, ImportBundle] | None = None,
+            check: ValidationReport | None = None) -> ImportResult:
+    """Log, load and finalize ``bundle`` as a new ready snapshot, or reuse a snapshot with the same
+    content.
 
-    The COPY runs in a thread while this one computes the content hash, which mostly fits in the
-    time the server spends on the rows. So the rows are loaded before the hash says whether a ready
-    or current snapshot already has this content; if one does, the load is rolled back (to a
-    savepoint) and that snapshot reused. ``merge_source``: (base, patch) of a merge, base being
-    ``current``'s content; the rows kept from it are copied inside the database."""
+    The COPY runs in a thread while this one runs the integrity rules (``check``: the report to
+    fill in, if ``bundle`` has not been checked yet) and computes the content hash, which mostly
+    fits in the time the server spends on the rows. So the rows are loaded before the hash says
+    whether a ready or current snapshot already has this content; if one does, the load is rolled
+    back (to a savepoint) and that snapshot reused. ``merge_source``: (base, patch) of a merge,
+    base being ``current``'s content; the rows kept from it are copied inside the database."""
     meta = bundle.metadata
     import_id = conn.execute("SELECT start_import(%s, %s, %s, %s)",
                              (bundle.version_label, meta.source_system, meta.source_version, created_by)).fetchone()[0]
@@ -449,7 +462,7 @@ def _import(conn: psycopg.Connection, bundle: ImportBundle, current: SnapshotInf
                         "SELECT create_import_snapshot(%s, %s, %s, %s)",
                         (bundle.name, bundle.version_label, meta.description, current.id if current else None),
                     ).fetchone()[0]
-                    counts, digest = _load_and_hash(conn, snapshot_id, bundle, current, merge_source, progress)
+                    counts, digest = _load_and_hash(conn, snapshot_id, bundle, current, merge_source, progress, check)
                     # Two imports of the same content wait for each other here, so the second finds
                     # the first's snapshot instead of keeping a copy.
                     conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_HASH_LOCK_NAMESPACE, digest))
@@ -466,9 +479,14 @@ def _import(conn: psycopg.Connection, bundle: ImportBundle, current: SnapshotInf
                 conn.execute("UPDATE import_logs SET reused = true WHERE id = %s", (import_id,))
                 conn.execute("SELECT update_import_status(%s, 'ready', %s, %s)",
                              (import_id, snapshot_id, json.dumps(counts)))
+    except BundleInvalid:
+        _discard_log(conn, import_id)
+        raise
     except BaseException as exc:
         _mark_failed(conn, import_id, exc)
         raise
+    if check is not None:
+        warnings = tuple(check.warnings)
     status = "ready"
     if promote:
         with _refusals(), conn.transaction():
@@ -480,31 +498,58 @@ def _import(conn: psycopg.Connection, bundle: ImportBundle, current: SnapshotInf
         source_file=source_file, seconds=time.perf_counter() - started, warnings=warnings)
 
 
+class _LoadStopped(Exception):
+    """Raised in the loading thread when this one has already failed: load no further table."""
+
+
 class _SameContent(Exception):
     """Raised inside the load's savepoint to roll it back: an existing snapshot has this content."""
 
 
 def _load_and_hash(conn: psycopg.Connection, snapshot_id: uuid.UUID, bundle: ImportBundle,
                    current: SnapshotInfo | None, merge_source: tuple[ImportBundle, ImportBundle] | None,
-                   progress: Progress | None) -> tuple[dict[str, int], str]:
-    """COPY the bundle into ``snapshot_id`` in a thread while hashing it here; (counts, digest)."""
+                   progress: Progress | None, check: ValidationReport | None = None) -> tuple[dict[str, int], str]:
+    """COPY the bundle into ``snapshot_id`` in a thread while checking (``check``) and hashing it
+    here; (counts, digest). Raises :class:`BundleInvalid` if a rule is broken, whatever the load did
+    meanwhile (an unknown slug can also fail the load: the report is the error to show)."""
     def load() -> dict[str, int]:
         if merge_source is not None:
             base, patch = merge_source
-            return load_merged_bundle(conn, snapshot_id, bundle, current.id, base, patch, progress)
-        return load_bundle(conn, snapshot_id, bundle, progress)
+            return load_merged_bundle(conn, snapshot_id, bundle, current.id, base, patch, watched)
+        return load_bundle(conn, snapshot_id, bundle, watched)
+
+    stop = threading.Event()
+
+    def watched(stage: str, done: int, total: int) -> None:  # the load's progress: where it stops early
+        if stop.is_set():
+            raise _LoadStopped()
+        if progress is not None:
+            progress(stage, done, total)
 
     with ThreadPoolExecutor(1, thread_name_prefix="musingly-copy") as pool:
         loading = pool.submit(load)
         try:
+            if check is not None:
+                if progress:
+                    progress("checking", 0, 0)
+                check.issues.extend(check_bundle(bundle))
+                if not check.valid:
+                    raise BundleInvalid(check)
             if progress:
                 progress("hashing", 0, 0)
             digest = content_hash(bundle)
         except BaseException:
+            stop.set()  # no further table
             conn.cancel_safe()  # stop the COPY rather than wait for it; the transaction rolls back
             wait([loading])
             raise
         return loading.result(), digest
+
+
+def _discard_log(conn: psycopg.Connection, import_id: uuid.UUID) -> None:
+    """Delete the log row of an import whose bundle turned out invalid (its load is rolled back)."""
+    if not conn.closed and not conn.broken:
+        conn.execute("DELETE FROM import_logs WHERE id = %s AND snapshot_id IS NULL", (import_id,))
 
 
 def _mark_failed(conn: psycopg.Connection, import_id: uuid.UUID, exc: BaseException) -> None:

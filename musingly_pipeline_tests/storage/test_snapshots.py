@@ -8,6 +8,7 @@ import pytest
 
 from musingly_pipeline.contracts.bundle import ImportBundle
 from musingly_pipeline.storage import snapshots as store
+from musingly_pipeline.storage.database import connect
 from musingly_pipeline.storage.diff import diff_snapshots
 from musingly_pipeline_tests.storage.helpers import (
     EXAMPLE,
@@ -124,6 +125,46 @@ def test_invalid_bundle_raises_with_the_report_and_touches_nothing(url, tmp_path
         store.import_bundle_file(url, path)
     assert caught.value.report.errors[0].code == "BUNDLE_UNKNOWN_REFERENCE"
     assert store.list_imports(url) == [] and store.list_snapshots(url) == []
+
+
+@pytest.mark.parametrize("breakage", ["duplicate spark slug", "unknown spark in a link", "cycle"])
+def test_rules_checked_during_the_load_leave_nothing(url, breakage):
+    # The integrity rules run while the rows load. Two of these breakages also fail the load itself
+    # (a unique violation; a slug with no id); the rule's report is the error, and nothing is kept.
+    good = store.import_bundle(url, parse(example_data()))
+    data = example_data()
+    sparks = data["sparks"]
+    if breakage == "duplicate spark slug":
+        sparks[-1]["slug"] = sparks[0]["slug"]
+        code = "BUNDLE_DUPLICATE_SLUG"
+    elif breakage == "unknown spark in a link":
+        data["spark_links"][0]["target_slug"] = "no-such-spark"
+        code = "BUNDLE_UNKNOWN_REFERENCE"
+    else:
+        first = data["spark_links"][0]
+        data["spark_links"].append({**first, "source_slug": first["target_slug"], "target_slug": first["source_slug"]})
+        code = "BUNDLE_CYCLE"
+    with pytest.raises(store.BundleInvalid) as caught:
+        store.import_bundle(url, parse(data), force=True)
+    assert code in {i.code for i in caught.value.report.errors}
+    assert [log.id for log in store.list_imports(url)] == [good.import_id]
+    assert [s.id for s in store.list_snapshots(url)] == [good.snapshot_id]
+
+
+def test_a_large_invalid_file_stops_its_load_and_leaves_nothing(url, tmp_path):
+    # 20k sparks: the rules finish while the COPY still runs; the load is cancelled, not awaited.
+    from musingly_pipeline.synthetic import write_bundle
+
+    path = write_bundle(tmp_path / "big.json", 20_000, content_bytes=100)
+    data = json.loads(path.read_text())
+    data["spark_links"][-1]["target_slug"] = "no-such-spark"
+    path.write_text(json.dumps(data))
+    with pytest.raises(store.BundleInvalid) as caught:
+        store.import_bundle_file(url, path)
+    assert [i.path for i in caught.value.report.errors] == [f"spark_links[{len(data['spark_links']) - 1}].target_slug"]
+    assert store.list_imports(url) == [] and store.list_snapshots(url) == []
+    with connect(url) as conn:
+        assert conn.execute("SELECT (SELECT count(*) FROM sparks) + (SELECT count(*) FROM spark_links)").fetchone()[0] == 0
 
 
 def test_failed_load_rolls_back_and_logs_the_error(url):
