@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from musingly_pipeline.validation.report import Issue, ValidationReport, error, 
 # Bundles above this size are refused before reading: parsing needs several times the file's size
 # in memory. A single field (a 50 MB `content_md`) has no limit of its own.
 MAX_BUNDLE_BYTES = 1 << 30
+# From this size on, the file's sha256 is computed in a thread while the bundle is parsed.
+_HASH_ASIDE_BYTES = 8 << 20
 _BOM = b"\xef\xbb\xbf"
 _TYPE_ERRORS = {
     "string_type", "int_type", "int_from_float", "float_type", "bool_type", "list_type",
@@ -76,8 +79,16 @@ def read_bundle(path: str | Path) -> BundleFile:
         report.issues.append(error("FILE_UNREADABLE", "", f"cannot read {path}: {exc.strerror or exc}"))
         return result
     result.size = len(data)
-    result.sha256 = hashlib.sha256(data).hexdigest()
-    result.bundle = parse_bundle(data, report)
+    if len(data) < _HASH_ASIDE_BYTES:
+        result.sha256 = hashlib.sha256(data).hexdigest()
+        result.bundle = parse_bundle(data, report)
+        return result
+    # hashlib lets go of the GIL while it hashes a large buffer: the file's digest is computed on the
+    # other core while this one parses.
+    with ThreadPoolExecutor(1, thread_name_prefix="musingly-sha256") as pool:
+        digest = pool.submit(lambda: hashlib.sha256(data).hexdigest())
+        result.bundle = parse_bundle(data, report)
+        result.sha256 = digest.result()
     return result
 
 
