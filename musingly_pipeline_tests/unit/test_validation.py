@@ -301,3 +301,19 @@ def test_an_unknown_link_type_names_the_allowed_values(tmp_path, bundle):
     [issue] = [i for i in report.issues if i.severity is Severity.error]
     assert issue.path == "spark_links[0].link_type"
     assert "'prerequisite', 'recommended' or 'extends'" in issue.message
+
+
+@pytest.mark.parametrize("sparks", [10, 6_000])  # under and over the size whose digest is made in a thread
+def test_read_bundle_reports_the_files_sha256(tmp_path, sparks):
+    import hashlib
+
+    from musingly_pipeline.synthetic import write_bundle
+    from musingly_pipeline.validation import read_bundle
+    from musingly_pipeline.validation.bundle_file import _HASH_ASIDE_BYTES
+
+    path = write_bundle(tmp_path / "b.json", sparks, content_bytes=1500)
+    data = path.read_bytes()
+    assert (len(data) >= _HASH_ASIDE_BYTES) == (sparks > 10)
+    result = read_bundle(path)
+    assert result.valid and len(result.bundle.sparks) == sparks
+    assert (result.size, result.sha256) == (len(data), hashlib.sha256(data).hexdigest())
