@@ -47,7 +47,7 @@ from musingly_pipeline.storage.merge import RemovalError, merge_bundles, parse_r
 from musingly_pipeline.storage.migrations import ensure_migrated
 from musingly_pipeline.storage.projections import read_bundle_content
 from musingly_pipeline.validation import Issue, ValidationReport, validate_bundle
-from musingly_pipeline.validation.bundle_file import read_bundle
+from musingly_pipeline.validation.bundle_file import read_bundle, validate_bundle_file
 from musingly_pipeline.validation.integrity import check_bundle
 
 # A full import may not drop more than this share of the current snapshot's sparks without
@@ -340,13 +340,19 @@ def import_bundle_file(url: str | None, path: str | Path, **options) -> ImportRe
     """Validate the file (every rule) and import it; see :func:`import_bundle` for the options.
 
     Raises :class:`BundleInvalid` with the report when the file breaks a rule. A file that does not
-    parse against the contracts never reaches the database; the integrity rules run while the rows
-    load (see :func:`import_bundle`).
+    parse against the contracts never reaches the database; the integrity rules of a full import run
+    while the rows load (see :func:`import_bundle`). A ``merge`` checks the file with every rule
+    first, then the merged content.
     """
+    options.setdefault("source_file", str(path))
+    if options.get("merge"):  # the patch itself is checked first, then the merged content
+        checked = validate_bundle_file(path)
+        if not checked.valid:
+            raise BundleInvalid(checked.report)
+        return import_bundle(url, checked.bundle, validated=True, warnings=tuple(checked.report.warnings), **options)
     checked = read_bundle(path)
     if not checked.valid:
         raise BundleInvalid(checked.report)
-    options.setdefault("source_file", str(path))
     return import_bundle(url, checked.bundle, _report=checked.report, **options)
 
 
