@@ -2,11 +2,13 @@
 
 How a run commits (and why a killed run is safe to resume):
 
-* Items are processed in chunks (``chunk_size``, 500 by default). Before a chunk, its items are
-  marked ``processing`` (attempts + 1) and committed. The chunk then runs in one transaction, its
+* Items are processed in chunks (``chunk_size``, 500 by default). Before a chunk, the range of
+  its items is committed on the batch row as the items in flight (``store.claim_items``; one
+  small update instead of one per item). The chunk then runs in one transaction, its
   items under a savepoint, so a failing item rolls back alone; the outcomes, the applied keys and
   the log lines are written in bulk at the end of the chunk, in the same transaction as the
-  processors' writes. An item's writes and its ``completed`` status therefore commit together.
+  processors' writes, which also counts each item's attempt and clears the range. An item's
+  writes and its ``completed`` status therefore commit together.
 * By default each item has its own savepoint: after a good item one round trip releases it and
   opens the next (``RELEASE SAVEPOINT; SAVEPOINT``); a failing item is rolled back to it. For
   small items that round trip is about as costly as the item's own statement, so a processor
@@ -15,7 +17,7 @@ How a run commits (and why a killed run is safe to resume):
   back, the group's outcomes and log lines are dropped, and its items run again: those before the
   failing one as one group, the failing one alone (see ``_Chunk``). An item may thus be processed
   twice, but what is kept (writes, outcome, error, log lines) comes from one run, exactly as with
-  a savepoint per item. At 1% failing items this is about 1.1 statements per item instead of 2.
+  a savepoint per item.
 * Pipeline mode. A ``replay_safe`` processor's groups run in psycopg's pipeline mode (see
   ``_Chunk._piped_group``): a statement that cannot return rows (INSERT, UPDATE, DELETE or MERGE
   without RETURNING, as text) is sent without waiting for its result; any other statement waits
@@ -35,7 +37,8 @@ How a run commits (and why a killed run is safe to resume):
   stored with NUL characters and lone surrogates escaped, so every failure can be recorded.
 * A run holds a PostgreSQL session lock on the batch; a second run is refused (``BATCH_BUSY``).
   If the process dies, the lock goes with its connection, the open chunk rolls back and its items
-  stay ``processing``. The next ``process_batch`` retries them one at a time (each its own commit),
+  stay in flight (shown as ``processing``). The next ``process_batch`` counts their interrupted
+  attempt and retries them one at a time (each its own commit),
   so the item that kills the process is found; after ``max_attempts`` interrupted attempts an item
   is marked failed (``ITEM_INTERRUPTED``). Nothing is counted twice: the counts come from the item
   rows, and a rolled-back chunk left no writes behind.
@@ -48,6 +51,7 @@ How a run commits (and why a killed run is safe to resume):
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
@@ -78,7 +82,7 @@ CLOSE_SAVEPOINT = "RELEASE SAVEPOINT musingly_item"
 # A JSON text with an escaped NUL (\u0000 not preceded by an escaping backslash): jsonb refuses it.
 JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 # Items a replay_safe processor runs under one savepoint (see _Chunk).
-GROUP_SIZE = 16
+GROUP_SIZE = 24
 # Whether a replay_safe processor's groups run in pipeline mode (see _Chunk._piped_group).
 PIPELINING = True
 INERROR = TransactionStatus.INERROR
@@ -231,7 +235,7 @@ class BatchManager:
     def _process_chunk(self, conn: psycopg.Connection, ctx: ImportContext, processor: BaseProcessor,
                        item_ids: Sequence[int]) -> None:
         with conn.transaction():
-            items = store.claim_items(conn, item_ids)
+            items = store.claim_items(conn, ctx.batch_id, item_ids)
         if not items:
             return
         with conn.transaction():
@@ -246,7 +250,11 @@ class BatchManager:
                     chunk.run(items, GROUP_SIZE, pipelined=PIPELINING and psycopg.Pipeline.is_supported())
                 else:
                     chunk.run(items, 1)
+                error = chunk.close()
+                if error is not None:
+                    raise error
             finally:
+                chunk.close()
                 ctx.item = None
                 ctx.release_logs(keep=True)  # if the run breaks off mid-group, still show what was logged
             conn.execute(CLOSE_SAVEPOINT)
@@ -256,6 +264,7 @@ class BatchManager:
             keys = {i.item_key: i.id for i in items if i.id in completed}
             store.record_keys(conn, ctx.batch_type, list(keys.items()))
             store.write_logs(conn, ctx.take_logs())
+            store.finish_chunk(conn, ctx.batch_id)
 
     # -- reprocessing and reading -----------------------------------------------------------
 
@@ -348,6 +357,7 @@ class _Chunk:
         self._exit: ExitStack | None = None
         self._sent: list[tuple[int, psycopg.Cursor]] = []
         self._position = 0
+        self._cursors: list[psycopg.Cursor] = []  # reused by the attempts of the chunk, one per statement
 
     def run(self, items: Sequence[ImportBatchItem], size: int, pipelined: bool = False) -> None:
         start = 0
@@ -356,6 +366,9 @@ class _Chunk:
             if pipelined and self.ctx.pipelining:
                 start += self._piped_group(group)
             else:
+                error = self.close()  # what was sent before succeeded (its group was synced)
+                if error is not None:
+                    raise error
                 start += self._group(group)
 
     def _group(self, group: Sequence[ImportBatchItem]) -> int:
@@ -415,8 +428,9 @@ class _Chunk:
         processed = 0
         ctx.hold_logs()
         self._sent = []
-        self._exit = ExitStack()
-        self._pipeline = self._exit.enter_context(self.conn.pipeline())
+        if self._exit is None:
+            self._exit = ExitStack()
+            self._pipeline = self._exit.enter_context(self.conn.pipeline())
         ctx._pipeline = self
         try:
             for position, item in enumerate(group):
@@ -438,16 +452,20 @@ class _Chunk:
                 self.conn.execute(CLOSE_SAVEPOINT, prepare=False)
                 self.conn.execute(OPEN_SAVEPOINT, prepare=False)
                 released = True
-        except psycopg.Error as exc:  # sending failed (an error of an earlier statement may show here)
+                self._pipeline.sync()  # an error of any statement sent shows here
+        except psycopg.Error as exc:
             error = exc
         finally:
-            error = self._close_pipeline() or error
+            ctx._pipeline = None
+        if raised is None and error is None:
+            failed = next((position for position, cursor in self._sent if not _succeeded(cursor)), None)
+            if failed is None and self.conn.pgconn.transaction_status != INERROR:
+                if not released:  # the attempt left pipeline mode (the processor used ctx.connection)
+                    self.conn.execute(NEXT_SAVEPOINT)
+                ctx.release_logs(keep=True)
+                return len(group)  # the pipeline stays open for the next group
+        error = self.close() or error  # every result of the attempt is in now
         failed = next((position for position, cursor in self._sent if not _succeeded(cursor)), None)
-        if raised is None and error is None and failed is None and self.conn.pgconn.transaction_status != INERROR:
-            if not released:  # the attempt left pipeline mode (the processor used ctx.connection)
-                self.conn.execute(NEXT_SAVEPOINT)
-            ctx.release_logs(keep=True)
-            return len(group)
         self.conn.execute(UNDO_SAVEPOINT)
         if raised is not None and not processed and failed is None and error is None:
             # The first item processed raised, every statement before succeeded: as in a savepoint of its own.
@@ -463,21 +481,17 @@ class _Chunk:
         self.run([group[failed]], 1)
         return failed + 1
 
-    def _close_pipeline(self) -> psycopg.Error | None:
-        """Sync and leave pipeline mode; return the first error of what was sent, if any."""
+    def close(self) -> psycopg.Error | None:
+        """Leave pipeline mode (syncing); return the first error of what was sent, if any."""
         if self._exit is None:
             return None
-        exit_, pipeline, error = self._exit, self._pipeline, None
+        exit_ = self._exit
         self._exit = self._pipeline = self.ctx._pipeline = None
-        try:
-            pipeline.sync()
-        except psycopg.Error as exc:
-            error = exc
         try:
             exit_.close()
         except psycopg.Error as exc:
-            error = error or exc
-        return error
+            return exc
+        return None
 
     # -- what ImportContext calls during a pipelined attempt (PipelinedStatements) --
 
@@ -491,8 +505,13 @@ class _Chunk:
         server-side in a pipeline: after an error the server skips everything up to the sync, a
         statement's preparation included, which psycopg would still count as done.
         """
-        cursor = self.conn.cursor()
-        self._sent.append((self._position, cursor))
+        sent = self._sent
+        if len(sent) < len(self._cursors):
+            cursor = self._cursors[len(sent)]  # execute() clears what it held: no result until this one's
+        else:
+            cursor = self.conn.cursor()
+            self._cursors.append(cursor)
+        sent.append((self._position, cursor))
         cursor.execute(query, params, prepare=False)
         if returns_no_rows(query):
             return None if one else []
@@ -503,7 +522,7 @@ class _Chunk:
 
     def leave(self) -> None:
         """The processor asked for ctx.connection (COPY and the like need it out of pipeline mode)."""
-        error = self._close_pipeline()
+        error = self.close()
         if error is not None:
             raise error
 
@@ -610,7 +629,12 @@ def result_fields(result: Any) -> dict[str, Any]:
 
 def returns_no_rows(query: Any) -> bool:
     """True for SQL text that cannot return rows: INSERT, UPDATE, DELETE or MERGE without RETURNING."""
-    return isinstance(query, str) and WRITE_STATEMENT.match(query) is not None and "returning" not in query.lower()
+    return isinstance(query, str) and _text_returns_no_rows(query)
+
+
+@functools.lru_cache(maxsize=512)
+def _text_returns_no_rows(query: str) -> bool:
+    return WRITE_STATEMENT.match(query) is not None and "returning" not in query.lower()
 
 
 def _succeeded(cursor: psycopg.Cursor) -> bool:

@@ -220,14 +220,15 @@ def test_ctx_connection_leaves_pipeline_mode_and_an_earlier_error_stays_with_its
     original = manager_module._Chunk._piped_group
     monkeypatch.setattr(manager_module._Chunk, "_piped_group",
                         lambda self, group: piped.append(group[0].item_index) or original(self, group))
-    # Item 1's NULL is sent without waiting; item 2 asks for ctx.connection, which waits for what was
-    # sent: the error shows there, but it is item 1's. From then on the run goes without pipelining.
+    # Item 1's NULL is sent without waiting; its error shows later (at item 2's statement, or when
+    # item 2 asks for ctx.connection, which waits for what was sent) but stays item 1's. Once item
+    # 2 has used ctx.connection, the run goes without pipelining.
     items = [{"n": 0}, {"n": None}, {"n": 2, "direct": True}] + [{"n": n} for n in range(3, 40)]
     manager, summary = run(make_database, "connection_midway", items)
     assert (summary.completed_items, summary.failed_items) == (39, 1)
     [failed] = manager.get_batch_items(summary.batch_id, status="failed")
     assert failed.item_index == 1 and "NotNullViolation" in failed.error_message
-    assert piped == [0]
+    assert piped[0] == 0 and max(piped) <= 2 and len(piped) <= 3
     assert rows(manager.database_url, "SELECT n FROM counted ORDER BY n") == [(n,) for n in range(40) if n != 1]
     assert rows(manager.database_url, "SELECT hook FROM hook_marks") == [("direct 2",)]
 
