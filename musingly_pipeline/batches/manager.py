@@ -54,6 +54,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import sys
 import time
 import traceback
 import uuid
@@ -262,7 +263,8 @@ class BatchManager:
             completed = {o.item_id for o in chunk.outcomes if o.status == "completed"}
             # One key per content: with skip_already_applied off, the last item applying it wins.
             keys = {i.item_key: i.id for i in items if i.id in completed}
-            store.record_keys(conn, ctx.batch_type, list(keys.items()))
+            # Skipping applied keys, every key recorded here is new (checked under the type's lock).
+            store.record_keys(conn, ctx.batch_type, list(keys.items()), new=processor.skip_already_applied)
             store.write_logs(conn, ctx.take_logs())
             store.finish_chunk(conn, ctx.batch_id)
 
@@ -512,6 +514,9 @@ class _Chunk:
             cursor = self.conn.cursor()
             self._cursors.append(cursor)
         sent.append((self._position, cursor))
+        if type(query) is str:
+            # The same text as the same object: psycopg then reuses the cursor's adapters for it.
+            query = sys.intern(query)
         cursor.execute(query, params, prepare=False)
         if returns_no_rows(query):
             return None if one else []

@@ -419,14 +419,20 @@ def applied_keys(conn: psycopg.Connection, batch_type: str, keys: Iterable[str])
     return {r["item_key"]: r["item_id"] for r in rows}
 
 
-def record_keys(conn: psycopg.Connection, batch_type: str, items: Sequence[tuple[str, int]]) -> None:
-    """Record ``(item_key, item_id)`` pairs (distinct keys) as applied; a key applied again points at the newer item."""
+def record_keys(conn: psycopg.Connection, batch_type: str, items: Sequence[tuple[str, int]], *,
+                new: bool = False) -> None:
+    """Record ``(item_key, item_id)`` pairs (distinct keys) as applied; a key applied again points at the newer item.
+
+    ``new``: the caller knows none of the keys is recorded yet (a plain INSERT, cheaper than an
+    upsert; a key already there is then a unique violation, not an update).
+    """
     if not items:
         return
     conn.execute(
         "INSERT INTO import_batch_item_keys (batch_type, item_key, item_id)"
         " SELECT %s, u.item ->> 0, (u.item ->> 1)::bigint FROM json_array_elements(%s::json) AS u(item)"
-        " ON CONFLICT (batch_type, item_key) DO UPDATE SET item_id = excluded.item_id, recorded_at = now()",
+        + ("" if new else
+           " ON CONFLICT (batch_type, item_key) DO UPDATE SET item_id = excluded.item_id, recorded_at = now()"),
         (batch_type, json.dumps(items)),
     )
 
