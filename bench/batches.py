@@ -5,8 +5,9 @@ database (a fresh one, dropped at the end). The framework's batch has N items of
 the database (a NOT NULL violation, rolled back to its savepoint); the plain loop gets only the
 good rows, since one failure would abort its transaction. The framework's time includes
 create_batch (COPY of the items) and process_batch (savepoints, statuses, keys, logs). It runs
-twice per round: with a replay_safe processor (items in groups under one savepoint, the aim's
-figure) and with the same processor not replay_safe (a savepoint per item, the default).
+twice per round: with a replay_safe processor (items in groups under one savepoint, sent in
+psycopg's pipeline mode: the aim's figure) and with the same processor not replay_safe (a
+savepoint per item, the default). The machine's other load moves the ratios: run it several times.
 
     python bench/batches.py            # 10,000 items
     python bench/batches.py --quick    # 1,000 items

@@ -2,11 +2,13 @@
 
 How a run commits (and why a killed run is safe to resume):
 
-* Items are processed in chunks (``chunk_size``, 500 by default). Before a chunk, its items are
-  marked ``processing`` (attempts + 1) and committed. The chunk then runs in one transaction, its
+* Items are processed in chunks (``chunk_size``, 500 by default). Before a chunk, the range of
+  its items is committed on the batch row as the items in flight (``store.claim_items``; one
+  small update instead of one per item). The chunk then runs in one transaction, its
   items under a savepoint, so a failing item rolls back alone; the outcomes, the applied keys and
   the log lines are written in bulk at the end of the chunk, in the same transaction as the
-  processors' writes. An item's writes and its ``completed`` status therefore commit together.
+  processors' writes, which also counts each item's attempt and clears the range. An item's
+  writes and its ``completed`` status therefore commit together.
 * By default each item has its own savepoint: after a good item one round trip releases it and
   opens the next (``RELEASE SAVEPOINT; SAVEPOINT``); a failing item is rolled back to it. For
   small items that round trip is about as costly as the item's own statement, so a processor
@@ -15,23 +17,28 @@ How a run commits (and why a killed run is safe to resume):
   back, the group's outcomes and log lines are dropped, and its items run again: those before the
   failing one as one group, the failing one alone (see ``_Chunk``). An item may thus be processed
   twice, but what is kept (writes, outcome, error, log lines) comes from one run, exactly as with
-  a savepoint per item. At 1% failing items this is about 1.1 statements per item instead of 2.
-* Why not psycopg's pipeline mode. Per statement (queue the savepoint commands, wait for each
-  statement of the processor): about 20% slower than the savepoint round trip, for 10,000 small
-  upserts on a local server (psycopg's per-statement work in a pipeline costs more than the round
-  trip saves). Per group (send the statements that cannot return rows without waiting, one sync
-  per group, find the failing item from the cursors left without a result): tried, and no faster
-  than these groups on the bench (2.3-2.5x the plain loop either way: both sides are CPU-bound on
-  one machine), while it needs ``ctx.connection`` to leave the pipeline (``seed_units`` uses COPY)
-  and, without a private psycopg call, no server-side prepared statements (a PREPARE the server
-  skips after an error stays in psycopg's cache), which made it slower still. It may pay with a
-  distant server.
+  a savepoint per item.
+* Pipeline mode. A ``replay_safe`` processor's groups run in psycopg's pipeline mode (see
+  ``_Chunk._piped_group``): a statement that cannot return rows (INSERT, UPDATE, DELETE or MERGE
+  without RETURNING, as text) is sent without waiting for its result; any other statement waits
+  for its own (and those before it), so reads see what they would see without pipelining. One
+  sync at the end of the group collects every result with the savepoint's release. If anything
+  failed, the savepoint is rolled back and the attempt dropped; the first failing item is the
+  earliest of the item of the first statement without a good result and the first item whose code
+  raised. The items before it run again (pipelined) and it runs alone without pipelining, so its
+  outcome, error and traceback, and a database error it catches itself, are those it gets with a
+  savepoint of its own. The price: a database error shows only at the group's end, so the items
+  after the failing one ran in vain and run again. Nothing is prepared server-side in a pipeline
+  (after an error the server skips the rest up to the sync, a statement's preparation included,
+  which psycopg would still count as done). ``ctx.connection`` (COPY, a nested transaction) leaves
+  pipeline mode, waiting for what was sent, and the rest of the run goes without it.
 * An item that catches a database error and returns normally leaves its transaction aborted; it
   is failed (``ItemAborted``) instead of breaking the chunk. Error messages and tracebacks are
   stored with NUL characters and lone surrogates escaped, so every failure can be recorded.
 * A run holds a PostgreSQL session lock on the batch; a second run is refused (``BATCH_BUSY``).
   If the process dies, the lock goes with its connection, the open chunk rolls back and its items
-  stay ``processing``. The next ``process_batch`` retries them one at a time (each its own commit),
+  stay in flight (shown as ``processing``). The next ``process_batch`` counts their interrupted
+  attempt and retries them one at a time (each its own commit),
   so the item that kills the process is found; after ``max_attempts`` interrupted attempts an item
   is marked failed (``ITEM_INTERRUPTED``). Nothing is counted twice: the counts come from the item
   rows, and a rolled-back chunk left no writes behind.
@@ -44,16 +51,19 @@ How a run commits (and why a killed run is safe to resume):
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+import sys
 import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import ExitStack
 from typing import Any
 
 import psycopg
-from psycopg.pq import TransactionStatus
+from psycopg.pq import ExecStatus, TransactionStatus
 from psycopg.rows import dict_row
 
 from musingly_pipeline.batches.context import ImportContext
@@ -73,8 +83,13 @@ CLOSE_SAVEPOINT = "RELEASE SAVEPOINT musingly_item"
 # A JSON text with an escaped NUL (\u0000 not preceded by an escaping backslash): jsonb refuses it.
 JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 # Items a replay_safe processor runs under one savepoint (see _Chunk).
-GROUP_SIZE = 16
+GROUP_SIZE = 24
+# Whether a replay_safe processor's groups run in pipeline mode (see _Chunk._piped_group).
+PIPELINING = True
 INERROR = TransactionStatus.INERROR
+COMMAND_OK, TUPLES_OK = ExecStatus.COMMAND_OK, ExecStatus.TUPLES_OK
+# Statements that cannot return rows unless they say RETURNING (see _Chunk.execute).
+WRITE_STATEMENT = re.compile(r"\s*(?:insert|update|delete|merge)\b", re.IGNORECASE)
 # canonical_json without its fallback for values JSON cannot hold (those are refused instead).
 STORABLE_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 # The largest text kept for an item's error message (the traceback is kept whole).
@@ -221,7 +236,7 @@ class BatchManager:
     def _process_chunk(self, conn: psycopg.Connection, ctx: ImportContext, processor: BaseProcessor,
                        item_ids: Sequence[int]) -> None:
         with conn.transaction():
-            items = store.claim_items(conn, item_ids)
+            items = store.claim_items(conn, ctx.batch_id, item_ids)
         if not items:
             return
         with conn.transaction():
@@ -232,8 +247,15 @@ class BatchManager:
             chunk = _Chunk(conn, ctx, processor, applied)
             conn.execute(OPEN_SAVEPOINT)
             try:
-                chunk.run(items, GROUP_SIZE if processor.replay_safe else 1)
+                if processor.replay_safe:
+                    chunk.run(items, GROUP_SIZE, pipelined=PIPELINING and psycopg.Pipeline.is_supported())
+                else:
+                    chunk.run(items, 1)
+                error = chunk.close()
+                if error is not None:
+                    raise error
             finally:
+                chunk.close()
                 ctx.item = None
                 ctx.release_logs(keep=True)  # if the run breaks off mid-group, still show what was logged
             conn.execute(CLOSE_SAVEPOINT)
@@ -241,8 +263,10 @@ class BatchManager:
             completed = {o.item_id for o in chunk.outcomes if o.status == "completed"}
             # One key per content: with skip_already_applied off, the last item applying it wins.
             keys = {i.item_key: i.id for i in items if i.id in completed}
-            store.record_keys(conn, ctx.batch_type, list(keys.items()))
+            # Skipping applied keys, every key recorded here is new (checked under the type's lock).
+            store.record_keys(conn, ctx.batch_type, list(keys.items()), new=processor.skip_already_applied)
             store.write_logs(conn, ctx.take_logs())
+            store.finish_chunk(conn, ctx.batch_id)
 
     # -- reprocessing and reading -----------------------------------------------------------
 
@@ -309,12 +333,15 @@ class BatchManager:
 class _Chunk:
     """The items of one chunk, inside the chunk's transaction and its open savepoint ``musingly_item``.
 
-    ``run(items, size)`` takes the items ``size`` at a time. A group whose items all succeed costs
-    one round trip at its end (release the savepoint, open the next). When an item fails, the
-    savepoint is rolled back: if no other item of the group had been processed, the failure is the
-    item's outcome (with ``size`` 1, always); otherwise the group's outcomes and log lines are
-    dropped and its items run again, those before the failing one as one group and the failing one
-    alone, so every outcome kept comes from a run whose writes are the ones kept.
+    ``run(items, size, pipelined)`` takes the items ``size`` at a time. A group whose items all
+    succeed costs one round trip at its end (release the savepoint, open the next). When an item
+    fails, the savepoint is rolled back: if no other item of the group had been processed, the
+    failure is the item's outcome (with ``size`` 1, always); otherwise the group's outcomes and log
+    lines are dropped and its items run again, those before the failing one as one group and the
+    failing one alone, so every outcome kept comes from a run whose writes are the ones kept.
+
+    A pipelined group (a ``replay_safe`` processor; see :meth:`_piped_group`) runs the same way in
+    psycopg's pipeline mode: its statements are sent without waiting for each result.
     """
 
     def __init__(self, conn: psycopg.Connection, ctx: ImportContext, processor: BaseProcessor,
@@ -326,11 +353,25 @@ class _Chunk:
         # item_key -> the item that applied it, before this chunk or in it (only read when skipping).
         self.applied = applied
         self.outcomes: list[ItemOutcome] = []
+        # A pipelined attempt: its pipeline (None once left), what leaves it, and the cursor of
+        # every statement sent with the position in the group of the item that sent it.
+        self._pipeline: psycopg.Pipeline | None = None
+        self._exit: ExitStack | None = None
+        self._sent: list[tuple[int, psycopg.Cursor]] = []
+        self._position = 0
+        self._cursors: list[psycopg.Cursor] = []  # reused by the attempts of the chunk, one per statement
 
-    def run(self, items: Sequence[ImportBatchItem], size: int) -> None:
+    def run(self, items: Sequence[ImportBatchItem], size: int, pipelined: bool = False) -> None:
         start = 0
         while start < len(items):
-            start += self._group(items[start:start + size])
+            group = items[start:start + size]
+            if pipelined and self.ctx.pipelining:
+                start += self._piped_group(group)
+            else:
+                error = self.close()  # what was sent before succeeded (its group was synced)
+                if error is not None:
+                    raise error
+                start += self._group(group)
 
     def _group(self, group: Sequence[ImportBatchItem]) -> int:
         """Run ``group`` under the open savepoint; return how many of its items now have an outcome."""
@@ -351,10 +392,7 @@ class _Chunk:
                     ctx.release_logs(keep=True)
                     return position + 1
                 # Items before it were written in this savepoint too: drop the attempt, run them again.
-                del self.outcomes[mark:]
-                for key in added:
-                    del self.applied[key]
-                ctx.release_logs(keep=False)
+                self._drop_attempt(mark, added)
                 self.run(group[:position], position)
                 self.run([item], 1)
                 return position + 1
@@ -367,6 +405,131 @@ class _Chunk:
             self.conn.execute(NEXT_SAVEPOINT)
         ctx.release_logs(keep=True)
         return len(group)
+
+    def _drop_attempt(self, mark: int, added: list[str]) -> None:
+        """Forget the outcomes, applied keys and log lines of a rolled-back attempt."""
+        del self.outcomes[mark:]
+        for key in added:
+            del self.applied[key]
+        self.ctx.release_logs(keep=False)
+
+    def _piped_group(self, group: Sequence[ImportBatchItem]) -> int:
+        """One attempt at ``group`` in pipeline mode; return how many of its items now have an outcome.
+
+        The processor's statements are sent as it makes them (see :meth:`execute`); the savepoint's
+        release and re-opening follow the last item, and one sync collects every result. If
+        anything failed (a statement, or the processor's own code), the savepoint is rolled back
+        and the attempt dropped. The first failing item is the earliest of: the item of the first
+        statement without a good result (the server skips everything after an error), and the
+        first item whose code raised. The items before it run again as a pipelined group, and it
+        runs alone without pipelining, with a savepoint of its own: its outcome, error, traceback
+        and log lines, and any database error it catches itself, are exactly those of a savepoint
+        per item.
+        """
+        ctx, mark, added, raised, released, error = self.ctx, len(self.outcomes), [], None, False, None
+        processed = 0
+        ctx.hold_logs()
+        self._sent = []
+        if self._exit is None:
+            self._exit = ExitStack()
+            self._pipeline = self._exit.enter_context(self.conn.pipeline())
+        ctx._pipeline = self
+        try:
+            for position, item in enumerate(group):
+                self._position = position
+                duplicate_of = self.applied.get(item.item_key) if self.skip else None
+                if duplicate_of is not None:
+                    self.outcomes.append(ItemOutcome(item.id, "skipped", duplicate_of=duplicate_of))
+                    continue
+                outcome = self._item(item)
+                if isinstance(outcome, _Failure):
+                    raised = position
+                    break
+                self.outcomes.append(outcome)
+                processed += 1
+                if self.skip and item.item_key not in self.applied:
+                    self.applied[item.item_key] = item.id
+                    added.append(item.item_key)
+            if raised is None and self._pipeline is not None:
+                self.conn.execute(CLOSE_SAVEPOINT, prepare=False)
+                self.conn.execute(OPEN_SAVEPOINT, prepare=False)
+                released = True
+                self._pipeline.sync()  # an error of any statement sent shows here
+        except psycopg.Error as exc:
+            error = exc
+        finally:
+            ctx._pipeline = None
+        if raised is None and error is None:
+            failed = next((position for position, cursor in self._sent if not _succeeded(cursor)), None)
+            if failed is None and self.conn.pgconn.transaction_status != INERROR:
+                if not released:  # the attempt left pipeline mode (the processor used ctx.connection)
+                    self.conn.execute(NEXT_SAVEPOINT)
+                ctx.release_logs(keep=True)
+                return len(group)  # the pipeline stays open for the next group
+        error = self.close() or error  # every result of the attempt is in now
+        failed = next((position for position, cursor in self._sent if not _succeeded(cursor)), None)
+        self.conn.execute(UNDO_SAVEPOINT)
+        if raised is not None and not processed and failed is None and error is None:
+            # The first item processed raised, every statement before succeeded: as in a savepoint of its own.
+            self.outcomes.append(outcome.record(ctx))
+            ctx.release_logs(keep=True)
+            return raised + 1
+        self._drop_attempt(mark, added)
+        if raised is not None and (failed is None or raised < failed):
+            failed = raised
+        if failed is None:  # an error no item's statement shows (one sent on ctx.connection): go slowly
+            return self._group(group)
+        self.run(group[:failed], failed, pipelined=True)
+        self.run([group[failed]], 1)
+        return failed + 1
+
+    def close(self) -> psycopg.Error | None:
+        """Leave pipeline mode (syncing); return the first error of what was sent, if any."""
+        if self._exit is None:
+            return None
+        exit_ = self._exit
+        self._exit = self._pipeline = self.ctx._pipeline = None
+        try:
+            exit_.close()
+        except psycopg.Error as exc:
+            return exc
+        return None
+
+    # -- what ImportContext calls during a pipelined attempt (PipelinedStatements) --
+
+    def execute(self, query: Any, params: Any, one: bool) -> Any:
+        """``ctx.execute`` / ``ctx.execute_one`` in a pipelined attempt.
+
+        A statement that cannot return rows (INSERT, UPDATE, DELETE or MERGE without RETURNING,
+        as plain text) is sent without waiting: ``[]`` (or None) at once, its error (if any) at
+        the group's sync. Any other statement waits for its result (and for those sent before
+        it), so the processor reads its rows as it would without pipelining. Nothing is prepared
+        server-side in a pipeline: after an error the server skips everything up to the sync, a
+        statement's preparation included, which psycopg would still count as done.
+        """
+        sent = self._sent
+        if len(sent) < len(self._cursors):
+            cursor = self._cursors[len(sent)]  # execute() clears what it held: no result until this one's
+        else:
+            cursor = self.conn.cursor()
+            self._cursors.append(cursor)
+        sent.append((self._position, cursor))
+        if type(query) is str:
+            # The same text as the same object: psycopg then reuses the cursor's adapters for it.
+            query = sys.intern(query)
+        cursor.execute(query, params, prepare=False)
+        if returns_no_rows(query):
+            return None if one else []
+        self._pipeline.sync()
+        if cursor.description is None:
+            return None if one else []
+        return cursor.fetchone() if one else cursor.fetchall()
+
+    def leave(self) -> None:
+        """The processor asked for ctx.connection (COPY and the like need it out of pipeline mode)."""
+        error = self.close()
+        if error is not None:
+            raise error
 
     def _item(self, item: ImportBatchItem) -> ItemOutcome | _Failure:
         """Validate and process one item; an exception is its failure (the caller rolls back)."""
@@ -467,6 +630,21 @@ def result_fields(result: Any) -> dict[str, Any]:
         "target_id": None if target_id is None else str(target_id),
         "result": json.loads(store.dumps(result)),
     }
+
+
+def returns_no_rows(query: Any) -> bool:
+    """True for SQL text that cannot return rows: INSERT, UPDATE, DELETE or MERGE without RETURNING."""
+    return isinstance(query, str) and _text_returns_no_rows(query)
+
+
+@functools.lru_cache(maxsize=512)
+def _text_returns_no_rows(query: str) -> bool:
+    return WRITE_STATEMENT.match(query) is not None and "returning" not in query.lower()
+
+
+def _succeeded(cursor: psycopg.Cursor) -> bool:
+    result = cursor.pgresult
+    return result is not None and result.status in (COMMAND_OK, TUPLES_OK)
 
 
 def _short(exc: BaseException) -> str:

@@ -51,10 +51,12 @@ class BaseProcessor:
     - ``replay_safe`` (default False): set it to True when ``validate_item`` and ``process_item``
       act only through ``ctx`` (the database and the log) and keep no state between items that a
       second call would break. The framework then runs items in groups under one savepoint (one
-      round trip per group instead of per item, much faster for small items); when an item fails,
-      the group's writes and log lines are rolled back and its items run again: those before the
-      failing one together, the failing one alone. So an item may be processed twice, but only the
-      run whose writes are kept counts (outcome, log lines, applied key). Leave it False for items
+      round trip per group instead of per item, much faster for small items), in psycopg's
+      pipeline mode (writes are sent without waiting for their result, see BatchManager); when an
+      item fails, the group's writes and log lines are rolled back and its items run again: those
+      before the failing one together, the failing one alone. So an item may be processed twice,
+      but only the run whose writes are kept counts (outcome, log lines, applied key). Using
+      ``ctx.connection`` turns pipeline mode off for the rest of the run. Leave it False for items
       that are slow anyway (a second run costs more than the round trip saved) or that reach
       outside the database (files, HTTP, counters in ``self`` or ``ctx.metadata``).
     """

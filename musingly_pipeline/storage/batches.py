@@ -284,11 +284,16 @@ def list_batches(
 def batch_items(
     conn: psycopg.Connection, batch_id: uuid.UUID, *, status: str | None = None, limit: int | None = None
 ) -> list[ItemRecord]:
+    """The batch's items in index order; pending items in flight (see migration 0006) show as 'processing'."""
     rows = conn.execute(
-        "SELECT id, item_index, status, attempts, item_key, source_data, error_code, error_message,"
-        " error_traceback, target_table, target_id, result, duplicate_of, source_item_id, duration_ms,"
-        " processed_at FROM import_batch_items"
-        " WHERE batch_id = %(batch)s AND (%(status)s::text IS NULL OR status = %(status)s)"
+        "SELECT * FROM (SELECT i.id, i.item_index,"
+        "   CASE WHEN i.status = 'pending' AND i.item_index BETWEEN b.in_flight_from AND b.in_flight_to"
+        "        THEN 'processing' ELSE i.status END AS status,"
+        "   i.attempts, i.item_key, i.source_data, i.error_code, i.error_message, i.error_traceback,"
+        "   i.target_table, i.target_id, i.result, i.duplicate_of, i.source_item_id, i.duration_ms, i.processed_at"
+        "   FROM import_batch_items i JOIN import_batches b ON b.id = i.batch_id"
+        "   WHERE i.batch_id = %(batch)s) i"
+        " WHERE (%(status)s::text IS NULL OR status = %(status)s)"
         " ORDER BY item_index LIMIT %(limit)s",
         {"batch": batch_id, "status": status, "limit": limit},
     ).fetchall()
@@ -327,44 +332,82 @@ def set_batch_status(
 
 
 def recover_interrupted(conn: psycopg.Connection, batch_id: uuid.UUID, max_attempts: int) -> tuple[list[int], list[int]]:
-    """Items left 'processing' by a run that died: return (ids to retry, ids now marked failed).
+    """Items left in flight by a run that died: return (ids to retry, ids now marked failed); no commit.
 
-    Their writes rolled back with the dead run's transaction, so retrying cannot apply them twice.
-    An item interrupted ``max_attempts`` times is marked failed (``ITEM_INTERRUPTED``): it is likely
-    the one that kills the process.
+    The items in flight are the batch's pending items in its ``in_flight_from``..``in_flight_to``
+    range (see migration 0006), and items left 'processing' by the code before it. Their writes
+    rolled back with the dead run's transaction, so retrying cannot apply them twice. The
+    interrupted attempt is counted now (the range's items; a 'processing' item was counted when it
+    was marked); an item interrupted ``max_attempts`` times is marked failed
+    (``ITEM_INTERRUPTED``): it is likely the one that kills the process. The range is cleared: the
+    items to retry are ordinary pending items until the caller runs them.
     """
-    failed = [r["id"] for r in conn.execute(
-        "UPDATE import_batch_items SET status = 'failed', error_code = 'ITEM_INTERRUPTED',"
-        " error_message = 'processing was interrupted ' || attempts || ' times (the process died or was"
-        " killed while this item was in flight); fix the cause and reprocess the batch',"
-        " processed_at = now()"
-        " WHERE batch_id = %s AND status = 'processing' AND attempts >= %s RETURNING id",
-        (batch_id, max_attempts),
-    ).fetchall()]
-    retry = [r["id"] for r in conn.execute(
-        "SELECT id FROM import_batch_items WHERE batch_id = %s AND status = 'processing' ORDER BY item_index",
-        (batch_id,),
-    ).fetchall()]
-    return retry, failed
+    with conn.cursor(row_factory=tuple_row) as cur:
+        rows = cur.execute(
+            "WITH batch AS ("
+            "   SELECT in_flight_from, in_flight_to FROM import_batches WHERE id = %(batch)s FOR UPDATE),"
+            " counted AS ("
+            "   UPDATE import_batch_items i SET attempts = i.attempts + 1 FROM batch b"
+            "   WHERE i.batch_id = %(batch)s AND i.status = 'pending'"
+            "     AND i.item_index BETWEEN b.in_flight_from AND b.in_flight_to"
+            "   RETURNING i.id, i.item_index, i.attempts),"
+            " cleared AS ("
+            "   UPDATE import_batches SET in_flight_from = NULL, in_flight_to = NULL"
+            "   WHERE id = %(batch)s AND in_flight_from IS NOT NULL RETURNING id)"
+            " SELECT id, item_index, attempts FROM counted"
+            " UNION ALL SELECT id, item_index, attempts FROM import_batch_items"
+            "   WHERE batch_id = %(batch)s AND status = 'processing'"
+            " ORDER BY item_index",
+            {"batch": batch_id},
+        ).fetchall()
+    failed = [item_id for item_id, _, attempts in rows if attempts >= max_attempts]
+    if failed:
+        conn.execute(
+            "UPDATE import_batch_items SET status = 'failed', error_code = 'ITEM_INTERRUPTED',"
+            " error_message = 'processing was interrupted ' || attempts || ' times (the process died or was"
+            " killed while this item was in flight); fix the cause and reprocess the batch',"
+            " processed_at = now()"
+            " WHERE id = ANY(%s)",
+            (failed,),
+        )
+    return [item_id for item_id, _, attempts in rows if attempts < max_attempts], failed
 
 
 def pending_item_ids(conn: psycopg.Connection, batch_id: uuid.UUID) -> list[int]:
+    """The batch's pending items in index order (a chunk of them is a run of consecutive pending items)."""
     return [r["id"] for r in conn.execute(
         "SELECT id FROM import_batch_items WHERE batch_id = %s AND status = 'pending' ORDER BY item_index",
         (batch_id,),
     ).fetchall()]
 
 
-def claim_items(conn: psycopg.Connection, item_ids: Sequence[int]) -> list[ImportBatchItem]:
-    """Mark items 'processing' (one more attempt each) and return them in index order; no commit."""
+def claim_items(conn: psycopg.Connection, batch_id: uuid.UUID, item_ids: Sequence[int]) -> list[ImportBatchItem]:
+    """Record ``item_ids`` as the batch's items in flight and return them in index order; no commit.
+
+    ``item_ids`` must be consecutive pending items (a slice of :func:`pending_item_ids`, or one
+    item): the record is their range of item indexes (see migration 0006). Items already done are
+    left out. An item's ``attempts`` includes this one, which :func:`write_outcomes` records;
+    :func:`finish_chunk` clears the record.
+    """
     with conn.cursor(row_factory=tuple_row) as cur:  # in ImportBatchItem's field order
         rows = cur.execute(
-            "UPDATE import_batch_items SET status = 'processing', attempts = attempts + 1"
-            " WHERE id = ANY(%s) AND status IN ('pending', 'processing')"
-            " RETURNING id, batch_id, item_index, source_data, item_key, attempts, source_item_id",
+            "SELECT id, batch_id, item_index, source_data, item_key, attempts + 1, source_item_id"
+            " FROM import_batch_items WHERE id = ANY(%s) AND status IN ('pending', 'processing')"
+            " ORDER BY item_index",
             (list(item_ids),),
         ).fetchall()
-    return sorted((ImportBatchItem(*row) for row in rows), key=lambda item: item.item_index)
+    items = [ImportBatchItem(*row) for row in rows]
+    if items:
+        conn.execute(
+            "UPDATE import_batches SET in_flight_from = %s, in_flight_to = %s WHERE id = %s",
+            (items[0].item_index, items[-1].item_index, batch_id),
+        )
+    return items
+
+
+def finish_chunk(conn: psycopg.Connection, batch_id: uuid.UUID) -> None:
+    """Clear the batch's record of items in flight (in the transaction that writes their outcomes)."""
+    conn.execute("UPDATE import_batches SET in_flight_from = NULL, in_flight_to = NULL WHERE id = %s", (batch_id,))
 
 
 def applied_keys(conn: psycopg.Connection, batch_type: str, keys: Iterable[str]) -> dict[str, int]:
@@ -376,24 +419,35 @@ def applied_keys(conn: psycopg.Connection, batch_type: str, keys: Iterable[str])
     return {r["item_key"]: r["item_id"] for r in rows}
 
 
-def record_keys(conn: psycopg.Connection, batch_type: str, items: Sequence[tuple[str, int]]) -> None:
-    """Record ``(item_key, item_id)`` pairs (distinct keys) as applied; a key applied again points at the newer item."""
+def record_keys(conn: psycopg.Connection, batch_type: str, items: Sequence[tuple[str, int]], *,
+                new: bool = False) -> None:
+    """Record ``(item_key, item_id)`` pairs (distinct keys) as applied; a key applied again points at the newer item.
+
+    ``new``: the caller knows none of the keys is recorded yet (a plain INSERT, cheaper than an
+    upsert; a key already there is then a unique violation, not an update).
+    """
     if not items:
         return
     conn.execute(
         "INSERT INTO import_batch_item_keys (batch_type, item_key, item_id)"
         " SELECT %s, u.item ->> 0, (u.item ->> 1)::bigint FROM json_array_elements(%s::json) AS u(item)"
-        " ON CONFLICT (batch_type, item_key) DO UPDATE SET item_id = excluded.item_id, recorded_at = now()",
+        + ("" if new else
+           " ON CONFLICT (batch_type, item_key) DO UPDATE SET item_id = excluded.item_id, recorded_at = now()"),
         (batch_type, json.dumps(items)),
     )
 
 
 def write_outcomes(conn: psycopg.Connection, outcomes: Sequence[ItemOutcome]) -> None:
-    """Write many items' outcomes in one statement (one JSON parameter: cheaper to send than arrays)."""
+    """Write many items' outcomes in one statement (one JSON parameter: cheaper to send than arrays).
+
+    An item's attempt is counted here, with its outcome (an interrupted attempt is counted by
+    :func:`recover_interrupted`).
+    """
     if not outcomes:
         return
     conn.execute(
-        "UPDATE import_batch_items i SET status = u.status, error_code = u.error_code,"
+        "UPDATE import_batch_items i SET status = u.status, attempts = i.attempts + 1,"
+        " error_code = u.error_code,"
         " error_message = u.error_message, error_traceback = u.error_traceback,"
         " target_table = u.target_table, target_id = u.target_id, result = u.result,"
         " duplicate_of = u.duplicate_of, duration_ms = u.duration_ms, processed_at = now()"

@@ -144,6 +144,35 @@ class GroupedSwallowsErrorsProcessor(SwallowsErrorsProcessor):
     replay_safe = True
 
 
+class SwallowsWriteErrorsProcessor(BaseProcessor):
+    """Catches the error of an INSERT (``"n": null``), which pipeline mode sends without waiting."""
+
+    def process_item(self, item, ctx):
+        CALLS[self.resolved_batch_type(), item.item_index] += 1
+        try:
+            ctx.execute("INSERT INTO counted (n, batch_id) VALUES (%s, %s)", (item.source_data["n"], item.batch_id))
+        except psycopg.Error:
+            pass
+        return {"target_id": item.source_data["n"]}
+
+
+class GroupedSwallowsWriteErrorsProcessor(SwallowsWriteErrorsProcessor):
+    replay_safe = True
+
+
+class ConnectionMidwayProcessor(BaseProcessor):
+    """Writes through ctx; items with ``"direct": true`` also use ctx.connection (leaving pipeline mode)."""
+
+    replay_safe = True
+
+    def process_item(self, item, ctx):
+        n = item.source_data.get("n")
+        ctx.execute("INSERT INTO counted (n, batch_id) VALUES (%s, %s)", (n, item.batch_id))
+        if item.source_data.get("direct"):
+            ctx.connection.execute("INSERT INTO hook_marks (hook) VALUES (%s)", (f"direct {n}",))
+        return {"target_id": n}
+
+
 class CatchesInASavepointProcessor(BaseProcessor):
     """Catches the NOT NULL violation of ``"n": null`` the right way (a nested transaction on
     ctx.connection) and counts -1 instead; ``"returning": true`` reads its row back."""

@@ -55,7 +55,9 @@ def clear_calls():
     CALLS.clear()
 
 
-def test_groups_keep_what_a_savepoint_per_item_keeps(make_database, caplog):
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_groups_keep_what_a_savepoint_per_item_keeps(make_database, caplog, monkeypatch, pipelining):
+    monkeypatch.setattr(manager_module, "PIPELINING", pipelining)
     caplog.set_level(logging.INFO, logger="musingly_pipeline.batches")
     plain, plain_summary = run(make_database, "customer_data", ITEMS)
     plain_lines = [r.getMessage() for r in caplog.records]
@@ -101,9 +103,11 @@ def test_groups_keep_what_a_savepoint_per_item_keeps(make_database, caplog):
 
     # A savepoint per item never calls process_item twice; groups call the items before a
     # mid-group failure, and that item, a second time (item 3 failed first in its group: once).
+    # Pipelined, a database error shows at the group's end: the items after it ran too (9), and
+    # the failing item runs again alone even when it came first (3).
     assert set(CALLS[t, i] for t, i in CALLS if t == "customer_data") == {1}
     grouped_calls = {i: n for (t, i), n in CALLS.items() if t == "grouped_customer"}
-    assert grouped_calls == {0: 2, 1: 2, 2: 2, 3: 1, 5: 2, 7: 2, 8: 2, 9: 1}
+    assert grouped_calls == {0: 2, 1: 2, 2: 2, 3: 1 + pipelining, 5: 2, 7: 2, 8: 2, 9: 1 + pipelining}
     # The applied keys point at the kept items.
     items = {i.item_index: i.id for i in grouped.get_batch_items(grouped_summary.batch_id)}
     assert {r[0] for r in rows(grouped.database_url, "SELECT item_id FROM import_batch_item_keys")} == {
@@ -194,3 +198,48 @@ def test_identical_items_of_a_processor_that_always_runs_are_both_applied(make_d
     assert rows(manager.database_url, "SELECT item_id FROM import_batch_item_keys WHERE batch_type = 'always_run'"
                 ) == [(later,)]
 
+
+
+@pytest.mark.parametrize("batch_type", ["swallows_write_errors", "grouped_swallows_write_errors"])
+def test_a_caught_error_of_a_write_that_is_not_waited_for_fails_its_item_alone(make_database, batch_type):
+    # Pipelined, the INSERT's error only shows at the group's sync, not where the processor catches
+    # it; the group is rolled back and the item runs alone, where it catches the error as usual.
+    items = [{"n": n} for n in range(40)] + [{"n": None}] + [{"n": n} for n in range(40, 60)]
+    items[5], items[22] = {"n": None, "k": 1}, {"n": None, "k": 2}  # distinct content: not skipped
+    manager, summary = run(make_database, batch_type, items)
+    assert (summary.completed_items, summary.failed_items) == (58, 3)
+    failed = manager.get_batch_items(summary.batch_id, status="failed")
+    assert [i.item_index for i in failed] == [5, 22, 40]
+    assert all(i.error_message.startswith("ItemAborted: the item caught a database error") for i in failed)
+    assert rows(manager.database_url, "SELECT n FROM counted ORDER BY n") == [
+        (n,) for n in range(60) if n not in (5, 22)]
+
+
+def test_ctx_connection_leaves_pipeline_mode_and_an_earlier_error_stays_with_its_item(make_database, monkeypatch):
+    piped = []
+    original = manager_module._Chunk._piped_group
+    monkeypatch.setattr(manager_module._Chunk, "_piped_group",
+                        lambda self, group: piped.append(group[0].item_index) or original(self, group))
+    # Item 1's NULL is sent without waiting; its error shows later (at item 2's statement, or when
+    # item 2 asks for ctx.connection, which waits for what was sent) but stays item 1's. Once item
+    # 2 has used ctx.connection, the run goes without pipelining.
+    items = [{"n": 0}, {"n": None}, {"n": 2, "direct": True}] + [{"n": n} for n in range(3, 40)]
+    manager, summary = run(make_database, "connection_midway", items)
+    assert (summary.completed_items, summary.failed_items) == (39, 1)
+    [failed] = manager.get_batch_items(summary.batch_id, status="failed")
+    assert failed.item_index == 1 and "NotNullViolation" in failed.error_message
+    assert piped[0] == 0 and max(piped) <= 2 and len(piped) <= 3
+    assert rows(manager.database_url, "SELECT n FROM counted ORDER BY n") == [(n,) for n in range(40) if n != 1]
+    assert rows(manager.database_url, "SELECT hook FROM hook_marks") == [("direct 2",)]
+
+
+def test_statements_prepared_outside_a_pipeline_keep_working_inside(make_database):
+    # Failing items run alone, outside pipeline mode, where psycopg prepares a statement after a few
+    # runs; pipelined groups before and after them fail and succeed: every outcome must stay right.
+    items = [{"n": 2 * n + 1 if n % 7 == 3 else 2 * n} for n in range(300)]
+    manager, summary = run(make_database, "every_other_fails", items)
+    done = manager.get_batch_items(summary.batch_id)
+    assert [i.item_index for i in done if i.status == "failed"] == [n for n in range(300) if n % 7 == 3]
+    assert all("NotNullViolation" in i.error_message for i in done if i.status == "failed")
+    assert rows(manager.database_url, "SELECT n FROM counted ORDER BY n") == [
+        (2 * n,) for n in range(300) if n % 7 != 3]

@@ -198,3 +198,39 @@ def test_list_batches_filters(manager):
     with pytest.raises(BatchError) as invalid:
         manager.list_batches(status="broken")
     assert invalid.value.code == "BATCH_STATUS_INVALID"
+
+
+def test_applied_keys_name_existing_items_and_go_with_them(manager):
+    # Migration 0006 checks and cascades item_id in bulk (statement triggers) instead of a foreign key.
+    first = manager.process_batch(manager.create_batch("counter", [{"n": n} for n in range(5)]))
+    second = manager.process_batch(manager.create_batch("counter", [{"n": n} for n in range(5, 8)]))
+    assert rows(manager, "SELECT count(*) FROM import_batch_item_keys") == [(8,)]
+    with pytest.raises(psycopg.errors.ForeignKeyViolation, match="names item -1, which does not exist"):
+        rows(manager, "INSERT INTO import_batch_item_keys (batch_type, item_key, item_id)"
+                      " VALUES ('counter', 'x', 1), ('counter', 'y', -1)")
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        rows(manager, "UPDATE import_batch_item_keys SET item_id = item_id + 1000000")
+    # Deleting a batch deletes its items (cascade), and their keys and log lines with them.
+    with psycopg.connect(manager.database_url) as conn:
+        conn.execute("DELETE FROM import_batches WHERE id = %s", (first.batch_id,))
+    kept = {i.id for i in manager.get_batch_items(second.batch_id)}
+    assert {r[0] for r in rows(manager, "SELECT item_id FROM import_batch_item_keys")} == kept
+    assert {r[0] for r in rows(manager, "SELECT id FROM import_batch_items")} == kept
+    assert rows(manager, "SELECT count(*) FROM import_batch_logs WHERE batch_id = %s", (first.batch_id,)) == [(0,)]
+    # Items name existing batches (migration 0006 checks per statement instead of a foreign key).
+    with pytest.raises(psycopg.errors.ForeignKeyViolation, match="names batch .* which does not exist"):
+        rows(manager, "INSERT INTO import_batch_items (batch_id, item_index, source_data, item_key)"
+                      " VALUES (%s, 9, '{}', 'k'), (%s, 0, '{}', 'k') RETURNING id", (second.batch_id, first.batch_id))
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        rows(manager, "UPDATE import_batch_items SET batch_id = %s RETURNING id", (first.batch_id,))
+    # The content of the deleted batch is no longer applied: importing it again applies it.
+    again = manager.process_batch(manager.create_batch("counter", [{"n": n} for n in range(5)]))
+    assert (again.completed_items, again.skipped_items) == (5, 0)
+    with psycopg.connect(manager.database_url) as conn:
+        conn.execute("TRUNCATE import_batch_items CASCADE")
+    assert rows(manager, "SELECT count(*) FROM import_batch_item_keys") == [(0,)]
+    manager.process_batch(manager.create_batch("counter", [{"n": n} for n in range(3)]))
+    with psycopg.connect(manager.database_url) as conn:
+        conn.execute("TRUNCATE import_batches CASCADE")
+    assert rows(manager, "SELECT count(*) FROM import_batch_items") == [(0,)]
+    assert rows(manager, "SELECT count(*) FROM import_batch_item_keys") == [(0,)]

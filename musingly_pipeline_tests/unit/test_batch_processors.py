@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from musingly_pipeline.batches import BaseProcessor, BatchError, ProcessorRegistry, batch_type_for, content_key
-from musingly_pipeline.batches.manager import prepare_items, result_fields
+from musingly_pipeline.batches.manager import prepare_items, result_fields, returns_no_rows
 from musingly_pipeline.batches.registry import default_registry
 from musingly_pipeline_tests.batches import processors
 
@@ -25,9 +25,10 @@ def test_discover_finds_every_processor_of_a_package():
     registry = ProcessorRegistry()
     found = registry.discover(processors.PACKAGE)
     assert sorted(found) == [
-        "always_run", "catches_in_a_savepoint", "complete_hook_fails", "counter", "customer_data",
-        "every_other_fails", "grouped_customer", "grouped_swallows_errors", "nul_message", "returning",
-        "running_number", "start_hook_fails", "swallows_errors", "toggle"]
+        "always_run", "catches_in_a_savepoint", "complete_hook_fails", "connection_midway", "counter",
+        "customer_data", "every_other_fails", "grouped_customer", "grouped_swallows_errors",
+        "grouped_swallows_write_errors", "nul_message", "returning", "running_number", "start_hook_fails",
+        "swallows_errors", "swallows_write_errors", "toggle"]
     assert registry.get("customer_data") is processors.CustomerDataProcessor
 
 
@@ -104,3 +105,20 @@ def test_result_fields_keep_target_and_refuse_non_dicts():
     assert result_fields(None) == {}
     with pytest.raises(TypeError):
         result_fields(["not", "a", "dict"])
+
+
+@pytest.mark.parametrize("query, no_rows", [
+    ("INSERT INTO t (k) VALUES (%s)", True),
+    ("  update t SET v = 1", True),
+    ("\n\tDELETE FROM t WHERE k = %s", True),
+    ("MERGE INTO t USING s ON t.k = s.k WHEN MATCHED THEN DELETE", True),
+    ("INSERT INTO t (k) VALUES (%s) RETURNING k", False),
+    ("insert into t (k) values (%s) returning *", False),
+    ("UPDATE t SET v = 'returning'", False),  # may say RETURNING: waited for, which is always safe
+    ("SELECT 1", False),
+    ("WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x", False),
+    ("inserted_rows", False),
+    (b"INSERT INTO t (k) VALUES (1)", False),
+])
+def test_only_writes_without_returning_are_sent_without_waiting(query, no_rows):
+    assert returns_no_rows(query) is no_rows
