@@ -50,6 +50,7 @@ import numpy as np
 from pydantic import TypeAdapter
 
 from musingly_pipeline.gcpause import gc_paused
+from musingly_pipeline.signals.envelope_json import dump_envelopes
 from musingly_pipeline.signals.envelopes import ENVELOPE_TYPES, ID_FIELDS, Envelope, EventKind, InvalidEnvelope, parse_stored_line
 from musingly_pipeline.signals.id_index import ENTRY, IdIndex, id_hashes, partition_day
 from musingly_pipeline.signals.query import EventQuery
@@ -83,7 +84,9 @@ def _serialize(kind: EventKind, envelopes: list[Envelope]) -> tuple[bytes, np.nd
     model = ENVELOPE_TYPES[kind]
     n = len(envelopes)
     marker = _LIST_MARKERS[kind]
-    dumped = _LIST_ADAPTERS[kind].dump_json(envelopes)
+    dumped = dump_envelopes(kind, envelopes)  # orjson, the same bytes; None: an unusual shape
+    if dumped is None:
+        dumped = _LIST_ADAPTERS[kind].dump_json(envelopes)
     raw = np.frombuffer(dumped, np.uint8)
     braces = np.flatnonzero(raw == marker[1])  # every "{" (never the first byte: that is "[")
     candidates = braces[raw[braces - 1] == marker[0]] - 1  # every ",{"
