@@ -50,12 +50,14 @@ _OPTIONS = (orjson.OPT_UTC_Z | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASS
 _MAX_DEPTH = 64
 
 
-def _nested(value: Any) -> dict[str, Any]:
+def _nested(value: Any, _count=_NESTED.get) -> dict[str, Any]:
     """orjson's ``default``: a nested model of exactly the declared class, as its field dict; else refuse."""
-    fields = value.__dict__ if type(value) in _NESTED else None
-    if fields is None or len(fields) != _NESTED[type(value)]:
-        raise TypeError(f"{type(value).__name__} is left to pydantic")
-    return fields
+    count = _count(type(value))
+    if count is not None:
+        fields = value.__dict__
+        if len(fields) == count:
+            return fields
+    raise TypeError(f"{type(value).__name__} is left to pydantic")
 
 
 def _plain(value: Any, depth: int = 0) -> bool:
