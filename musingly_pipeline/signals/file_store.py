@@ -178,7 +178,8 @@ class FileSystemStore(EventStore):
     def _append(self, kind: EventKind, envelopes: Sequence[Envelope], on_duplicate: DuplicatePolicy) -> list[WriteResult]:
         """Write a batch: every check first, then the index entries, one write per day file, and fsync.
 
-        Per envelope this costs its serialisation (pydantic's serializer, in Rust) and a result tuple;
+        Per envelope this costs its serialisation (orjson, or pydantic's serializer for an unusual
+        shape; both in Rust) and a result tuple;
         the id hashes, duplicate detection, grouping by day and the index entries are numpy
         operations over the whole batch.
         """
