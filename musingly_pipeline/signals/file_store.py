@@ -22,13 +22,15 @@ What this adds to metaspn-store, same files:
 
 How a batch is written (``_append``), fast because nearly all of it is per batch, not per envelope:
 the ids are hashed and looked up in the index with numpy (in-batch repeats from one stable argsort
-of the hashes); the new envelopes are serialised by one pydantic call for the whole list, in batch
-order (the order their objects sit in memory: reading them in day order costs a cache miss per
-object), and the lines are regrouped by day as bytes; the index entries are appended (one write),
-then worker threads append each day's lines (one write per file) and fsync them all at once, while
-this thread builds the results; the call returns when every fsync has. The cyclic GC is paused
-meanwhile. What remains per envelope is pydantic's serialisation (about 2 µs, half the time), the
-first read of each envelope object, the result tuple, and the kernel's copy and fsync of the bytes.
+of the hashes); the new envelopes are serialised by one orjson call for the whole list
+(``envelope_json``: pydantic's bytes exactly, about twice as fast; pydantic itself for any envelope
+of an unusual shape), in batch order (the order their objects sit in memory: reading them in day
+order costs a cache miss per object), and the lines are regrouped by day as bytes; the index entries
+are appended (one write), then worker threads append each day's lines (one write per file) and fsync
+them all at once, while this thread builds the results; the call returns when every fsync has. The
+cyclic GC is paused meanwhile. What remains per envelope is the serialisation (about 1 µs, plus the
+first read of each envelope's objects, which are rarely still in the CPU cache), the id's hash and
+lookup, the result tuple, and the kernel's copy and fsync of the bytes.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ import numpy as np
 from pydantic import TypeAdapter
 
 from musingly_pipeline.gcpause import gc_paused
+from musingly_pipeline.signals.envelope_json import dump_envelopes
 from musingly_pipeline.signals.envelopes import ENVELOPE_TYPES, ID_FIELDS, Envelope, EventKind, InvalidEnvelope, parse_stored_line
 from musingly_pipeline.signals.id_index import ENTRY, IdIndex, id_hashes, partition_day
 from musingly_pipeline.signals.query import EventQuery
@@ -73,7 +76,8 @@ def _serialize(kind: EventKind, envelopes: list[Envelope]) -> tuple[bytes, np.nd
 
     ``data[starts[k]:starts[k] + sizes[k]]`` is pydantic's ``to_json`` of envelope ``k`` (its line,
     without the newline). The envelopes are of the kind's own class (``parse_envelope`` sees to that). The
-    whole list is serialised in one call (``[line,line,...]``, no per-call overhead) and cut at the
+    whole list is serialised in one call (``[line,line,...]``, by orjson if :func:`dump_envelopes` can
+    write the exact same bytes, else by pydantic; no per-call overhead) and cut at the
     commas between envelopes: each line starts with the first field (``{"entity_refs":`` for a
     signal), so ``,{"entity_refs":`` occurs at each of the n-1 boundaries; if it occurs exactly n-1
     times, it occurs nowhere else (an occurrence inside an envelope cannot overlap a boundary: an
@@ -83,7 +87,9 @@ def _serialize(kind: EventKind, envelopes: list[Envelope]) -> tuple[bytes, np.nd
     model = ENVELOPE_TYPES[kind]
     n = len(envelopes)
     marker = _LIST_MARKERS[kind]
-    dumped = _LIST_ADAPTERS[kind].dump_json(envelopes)
+    dumped = dump_envelopes(kind, envelopes)  # orjson, the same bytes; None: an unusual shape
+    if dumped is None:
+        dumped = _LIST_ADAPTERS[kind].dump_json(envelopes)
     raw = np.frombuffer(dumped, np.uint8)
     braces = np.flatnonzero(raw == marker[1])  # every "{" (never the first byte: that is "[")
     candidates = braces[raw[braces - 1] == marker[0]] - 1  # every ",{"
@@ -172,7 +178,8 @@ class FileSystemStore(EventStore):
     def _append(self, kind: EventKind, envelopes: Sequence[Envelope], on_duplicate: DuplicatePolicy) -> list[WriteResult]:
         """Write a batch: every check first, then the index entries, one write per day file, and fsync.
 
-        Per envelope this costs its serialisation (pydantic's serializer, in Rust) and a result tuple;
+        Per envelope this costs its serialisation (orjson, or pydantic's serializer for an unusual
+        shape; both in Rust) and a result tuple;
         the id hashes, duplicate detection, grouping by day and the index entries are numpy
         operations over the whole batch.
         """

@@ -10,9 +10,10 @@ write of a process (15 s for a million events). Here each kind directory holds `
 Opening loads the entries with numpy (24 MB for a million events) and sorts the hashes; a batch's
 lookup is one vectorised binary search, and a hash hit is confirmed by reading the one line it
 points at and comparing the id, so a hash collision can never drop an event. Entries another writer
-added since the load are kept in a second, smaller sorted array; the ids this store object appended
-itself are kept in a dict (id -> day) and answered from it. Both are merged into the main arrays
-past ``MERGE_THRESHOLD`` entries, so a batch never re-sorts the main arrays.
+added since the load are kept in a second, smaller sorted array; the entries this store object
+appended itself in a third, with their ids in a list, so a hit there is confirmed by comparing the id
+kept in memory instead of reading the line. These are merged into the main arrays past
+``MERGE_THRESHOLD`` entries, so a batch never re-sorts the main arrays.
 
 The hash is computed with numpy for a whole batch (:func:`id_hashes`: splitmix64 over the id's
 8-byte words, 0.1 µs an id instead of 0.4 µs for BLAKE2b); an index of the previous format
@@ -116,8 +117,8 @@ class IdIndex:
         self._file_size = 0
         self._main = _SortedEntries(np.empty(0, ENTRY))
         self._delta = _SortedEntries(np.empty(0, ENTRY))  # entries other writers added since the load
-        self._own: dict[str, int] = {}  # id -> day ordinal of the lines this object appended since
-        self._own_entries: list[np.ndarray] = []
+        self._own = _SortedEntries(np.empty(0, ENTRY), spare=True)  # entries this object appended since
+        self._own_ids: list[str] = []  # their ids: entry k of _own is the line of _own_ids[k]
         self._fds: dict[int, int] = {}
 
     # -- loading and repair --------------------------------------------------------------------------
@@ -227,17 +228,17 @@ class IdIndex:
     def _build_sorted(self, entries: np.ndarray) -> None:
         self._main = _SortedEntries(entries)
         self._delta = _SortedEntries(np.empty(0, ENTRY), spare=True)
-        self._own, self._own_entries = {}, []
+        self._own, self._own_ids = _SortedEntries(np.empty(0, ENTRY), spare=True), []
 
     def _add_delta(self, entries: np.ndarray) -> None:
         self._delta.add(entries)
         self._merge_if_large()
 
     def _merge_if_large(self) -> None:
-        if len(self._delta.entries) + len(self._own) > MERGE_THRESHOLD:
-            self._main.add(np.concatenate([self._delta.entries, *self._own_entries]))
+        if self._delta.count + self._own.count > MERGE_THRESHOLD:
+            self._main.add(np.concatenate([self._delta.entries, self._own.entries]))
             self._delta = _SortedEntries(np.empty(0, ENTRY), spare=True)
-            self._own, self._own_entries = {}, []
+            self._own, self._own_ids = _SortedEntries(np.empty(0, ENTRY), spare=True), []
 
     def forget(self) -> None:
         """Drop the in-memory index (after a failed write); the next :meth:`refresh` reloads it."""
@@ -253,19 +254,24 @@ class IdIndex:
     def lookup_many(self, event_ids: list[str], hashes: np.ndarray, by_hash: np.ndarray | None = None) -> dict[int, date]:
         """:meth:`lookup` for a batch: ``{position: day}`` for the ids already stored.
 
-        An id this object appended itself since it loaded the index is answered from the ids it
-        kept (no other copy can precede it: it was not stored when it was written). The others: one
-        vectorised search of the sorted hashes (main, and entries other writers added since the
-        load); a hash hit is confirmed by reading its line. If an id is stored more than once
+        An id this object appended itself since it loaded the index is found by its hash among the
+        entries it appended and confirmed by the id it kept with the entry (no other copy can precede
+        it: it was not stored when it was written). The others: one vectorised search of the sorted
+        hashes (main, and entries other writers added since the load); a hash hit is confirmed by
+        reading its line. If an id is stored more than once
         (metaspn-store can do that), the first occurrence (earliest day, then offset) is the one
         reported. ``by_hash``: the argsort of ``hashes``, if the caller has it.
         """
         found: dict[int, date] = {}
-        if self._own:
-            found = {i: date.fromordinal(day) for i, day in enumerate(map(self._own.get, event_ids)) if day is not None}
-        candidates: dict[int, list[tuple[int, int, int]]] = {}
         positions = np.argsort(hashes) if by_hash is None else by_hash
         sorted_hashes = hashes[positions]
+        if self._own.count:
+            at, index = self._own.pairs(sorted_hashes, positions)
+            own_ids, days = self._own_ids, self._own.entries["day"][index].tolist()
+            for i, k, day in zip(at.tolist(), index.tolist(), days):
+                if event_ids[i] == own_ids[k]:
+                    found[i] = date.fromordinal(day)
+        candidates: dict[int, list[tuple[int, int, int]]] = {}
         for part in (self._main, self._delta):
             part.candidates(sorted_hashes, positions, candidates)
         read_id = self._read_id
@@ -310,13 +316,13 @@ class IdIndex:
         If appending their lines then fails, call :meth:`forget`: the ids must not be taken as stored.
         """
         if len(entries):
-            self._own.update(zip(ids, entries["day"].tolist()))
-            self._own_entries.append(entries)
+            self._own.add(entries)
+            self._own_ids.extend(ids)
             self._merge_if_large()
 
     @property
     def size(self) -> int:
-        return len(self._main.entries) + len(self._delta.entries) + sum(map(len, self._own_entries))
+        return self._main.count + self._delta.count + self._own.count
 
     def close(self) -> None:
         for fd in self._fds.values():
@@ -358,32 +364,36 @@ class _SortedEntries:
         self._buffer[self.count:needed] = new
         self.count = needed
 
-    def candidates(self, hashes: np.ndarray, positions: np.ndarray, out: dict[int, list[tuple[int, int, int]]]) -> None:
-        """Add ``(day, len, off)`` of every entry whose hash is ``hashes[k]`` to ``out[positions[k]]``.
+    def pairs(self, hashes: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(at, index)``: entry ``index[j]`` has the hash of position ``at[j]``; every such pair.
 
-        ``hashes`` must be sorted: the binary searches then walk the array in order (several times
-        faster than random probes into a million hashes).
+        ``hashes`` are the positions' hashes, sorted (``hashes[k]`` is the hash of ``positions[k]``):
+        the binary searches then walk the array in order (several times faster than random probes
+        into a million hashes).
         """
         size = len(self.hashes)
         if not size or not len(hashes):
-            return
+            return np.empty(0, np.intp), np.empty(0, np.intp)
         low = np.searchsorted(self.hashes, hashes)
         hit = np.flatnonzero(self.hashes[np.minimum(low, size - 1)] == hashes)
-        if not len(hit):
-            return
         low = low[hit]
         following = low + 1
         single = (following >= size) | (self.hashes[np.minimum(following, size - 1)] != hashes[hit])
-        index = self.order[low[single]]  # the usual case: one entry per hash
-        self._collect(positions[hit[single]].tolist(), index, out)
+        at, index = [positions[hit[single]]], [self.order[low[single]]]  # the usual case: one entry per hash
         for k in hit[~single].tolist():
             lo, hi = np.searchsorted(self.hashes, hashes[k]), np.searchsorted(self.hashes, hashes[k], "right")
-            index = self.order[lo:hi]
-            self._collect([int(positions[k])] * len(index), index, out)
+            at.append(np.full(hi - lo, positions[k], np.intp))
+            index.append(self.order[lo:hi])
+        return np.concatenate(at).astype(np.intp, copy=False), np.concatenate(index).astype(np.intp, copy=False)
 
-    def _collect(self, positions: list[int], index: np.ndarray, out: dict) -> None:
+    def candidates(self, hashes: np.ndarray, positions: np.ndarray, out: dict[int, list[tuple[int, int, int]]]) -> None:
+        """Add ``(day, len, off)`` of every entry with the hash of position ``positions[k]`` (``hashes[k]``,
+        sorted) to ``out[positions[k]]``."""
+        at, index = self.pairs(hashes, positions)
+        if not len(at):
+            return
         rows = self.entries[index]
-        for i, day, length, off in zip(positions, rows["day"].tolist(), rows["len"].tolist(), rows["off"].tolist()):
+        for i, day, length, off in zip(at.tolist(), rows["day"].tolist(), rows["len"].tolist(), rows["off"].tolist()):
             out.setdefault(i, []).append((day, length, off))
 
 

@@ -188,3 +188,22 @@ def test_the_index_lookup_reads_every_entry_of_a_hash(tmp_path):
         assert index.lookup_many(["s-0"], probe) == {0: DAY.date()}
         assert index.lookup_many(["s-1"], probe) == {0: DAY.date()}
         assert index.lookup_many(["s-9"], probe) == {}
+
+
+@pytest.mark.parametrize("distinct_hashes", [1, 3])
+def test_ids_sharing_a_hash_are_told_apart(tmp_path, monkeypatch, distinct_hashes):
+    """Every id hashed to one of a few values: the entries this store object appended are confirmed by
+    the ids it kept, those of another store object by reading the lines; results as with real hashes."""
+    monkeypatch.setattr(file_store, "id_hashes", lambda ids: np.array([len(i) % distinct_hashes for i in ids], np.uint64))
+    monkeypatch.setattr(id_index, "MERGE_THRESHOLD", 30)  # also merged into the main arrays on the way
+    batches = [[signal(i, DAY + timedelta(hours=i % 50)) for i in range(start, start + 12)] + [signal(start // 3), signal(start)]
+               for start in range(0, 120, 12)]
+    store = FileSystemStore(tmp_path, durable=False)
+    expected_results, expected_lines = _expected(batches, tmp_path)
+    assert [[tuple(r) for r in store.write_signals(b)] for b in batches] == expected_results
+    assert {p.name: p.read_bytes() for p in (tmp_path / "store" / "signals").glob("*.jsonl")} == \
+           {f"{d.isoformat()}.jsonl": b"".join(v) for d, v in expected_lines.items()}
+    other = FileSystemStore(tmp_path, durable=False)
+    for batch, results in zip(batches, expected_results):
+        assert [(r.event_id, r.day, r.written) for r in other.write_signals(batch)] == [(i, d, False) for i, d, _, _ in results]
+    assert [r.written for r in store.write_signals([signal(500), signal(7), signal(501)])] == [True, False, True]

@@ -1,0 +1,92 @@
+"""Many envelopes' JSON at once, byte for byte what pydantic writes, about twice as fast.
+
+The store writes each envelope as pydantic's ``to_json`` of it (what ``to_json_bytes`` gives). For a
+batch, :func:`dump_envelopes` gives the JSON array of the envelopes, the same bytes as
+``TypeAdapter(list[Model]).dump_json(envelopes)``, from one orjson call over the models' own field
+dicts (``__dict__``: a validated model keeps its fields there in declaration order, which is the order
+pydantic writes them). The nested models (:class:`EntityRef`, :class:`TraceContext`) are handed to
+orjson as their field dicts too.
+
+The two encoders agree on everything a validated envelope holds: strings (the same escapes: ``\\"``,
+``\\\\``, ``\\b \\t \\n \\f \\r`` and ``\\u00XX`` for the other control characters, everything else
+as UTF-8), integers, floats (both print the shortest round-tripping form, e.g. ``1e16``, ``0.1``,
+``-0.0``), ``null``, lists and tuples as arrays, dicts in insertion order, and UTC timestamps as
+``2026-01-20T01:20:32Z`` (``.ffffff`` when there are microseconds). Whatever is not of that shape
+returns ``None`` (the caller then uses pydantic), so the bytes never depend on which encoder ran:
+
+* a value of a subclass (of str, int, dict, list, a nested model), a dataclass, or any other type
+  orjson does not encode the way pydantic does (``OPT_PASSTHROUGH_SUBCLASS`` and
+  ``OPT_PASSTHROUGH_DATACLASS`` send them to ``_nested``, which refuses them);
+* an integer outside 64 bits, nesting deeper than orjson allows, a string with a lone surrogate
+  (orjson raises; pydantic then serialises or raises as it always did);
+* a model whose ``__dict__`` does not hold exactly its fields;
+* a signal's ``raw`` (``dict[str, Any]``, so validation lets any Python value in) that is not plain
+  JSON of the exact built-in types with finite floats (checked only for the envelopes that have one).
+
+The payload is plain JSON by validation (``_check_json``). Envelopes made with ``model_construct``
+skip validation; the store trusts them as it always did (their day comes from their timestamp), and
+they are encoded the same way unless their payload holds a ``datetime`` with a UTC offset that is not
+a whole number of minutes (pydantic drops the seconds of such an offset, orjson rounds them).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from typing import Any
+
+from musingly_pipeline.signals.envelopes import ENVELOPE_TYPES, EntityRef, TraceContext
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - orjson is a dependency; without it pydantic does all of it
+    orjson = None
+
+_NESTED = {model: len(model.model_fields) for model in (EntityRef, TraceContext)}
+_FIELD_COUNTS = {kind: len(model.model_fields) for kind, model in ENVELOPE_TYPES.items()}
+_DICT = operator.attrgetter("__dict__")
+_RAW = operator.attrgetter("raw")
+_OPTIONS = (orjson.OPT_UTC_Z | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS) if orjson else 0
+_MAX_DEPTH = 64
+
+
+def _nested(value: Any, _count=_NESTED.get) -> dict[str, Any]:
+    """orjson's ``default``: a nested model of exactly the declared class, as its field dict; else refuse."""
+    count = _count(type(value))
+    if count is not None:
+        fields = value.__dict__
+        if len(fields) == count:
+            return fields
+    raise TypeError(f"{type(value).__name__} is left to pydantic")
+
+
+def _plain(value: Any, depth: int = 0) -> bool:
+    """Whether ``value`` is JSON made of exactly dict (str keys), list, tuple, str, int, finite float, bool, None."""
+    cls = type(value)
+    if cls is str or cls is int or cls is bool or value is None:
+        return True
+    if cls is float:
+        return math.isfinite(value)
+    if depth >= _MAX_DEPTH:
+        return False
+    if cls is dict:
+        return all(type(k) is str and _plain(v, depth + 1) for k, v in value.items())
+    if cls is list or cls is tuple:
+        return all(_plain(v, depth + 1) for v in value)
+    return False
+
+
+def dump_envelopes(kind: str, envelopes: list) -> bytes | None:
+    """The JSON array of ``envelopes`` (all of the kind's own class), as pydantic writes it; None if
+    the batch holds anything this encoder does not write exactly as pydantic does (see the module)."""
+    if orjson is None:
+        return None
+    fields = list(map(_DICT, envelopes))
+    if set(map(len, fields)) - {_FIELD_COUNTS[kind]}:
+        return None
+    if kind == "signal" and not all(map(_plain, filter(None, map(_RAW, envelopes)))):
+        return None
+    try:
+        return orjson.dumps(fields, default=_nested, option=_OPTIONS)
+    except orjson.JSONEncodeError:
+        return None
