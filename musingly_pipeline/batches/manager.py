@@ -379,9 +379,7 @@ class _Chunk:
         if len(group) > 1:
             ctx.hold_logs()  # the Python logger sees a group's lines only once they are kept
         for position, item in enumerate(group):
-            duplicate_of = self.applied.get(item.item_key) if self.skip else None
-            if duplicate_of is not None:
-                self.outcomes.append(ItemOutcome(item.id, "skipped", duplicate_of=duplicate_of))
+            if self._skipped(item):
                 continue
             outcome = self._item(item)
             if isinstance(outcome, _Failure):
@@ -396,15 +394,28 @@ class _Chunk:
                 self.run(group[:position], position)
                 self.run([item], 1)
                 return position + 1
-            self.outcomes.append(outcome)
+            self._keep(item, outcome, added)
             processed += 1
-            if self.skip and item.item_key not in self.applied:
-                self.applied[item.item_key] = item.id
-                added.append(item.item_key)
         if processed:
             self.conn.execute(NEXT_SAVEPOINT)
         ctx.release_logs(keep=True)
         return len(group)
+
+    def _skipped(self, item: ImportBatchItem) -> bool:
+        """If ``item``'s content was already applied (and the processor skips such items), record it
+        as skipped, naming the item that applied it, and return True."""
+        duplicate_of = self.applied.get(item.item_key) if self.skip else None
+        if duplicate_of is None:
+            return False
+        self.outcomes.append(ItemOutcome(item.id, "skipped", duplicate_of=duplicate_of))
+        return True
+
+    def _keep(self, item: ImportBatchItem, outcome: ItemOutcome, added: list[str]) -> None:
+        """Record ``item``'s outcome and, when skipping, that it applied its key (``added``: this attempt's keys)."""
+        self.outcomes.append(outcome)
+        if self.skip and item.item_key not in self.applied:
+            self.applied[item.item_key] = item.id
+            added.append(item.item_key)
 
     def _drop_attempt(self, mark: int, added: list[str]) -> None:
         """Forget the outcomes, applied keys and log lines of a rolled-back attempt."""
@@ -437,19 +448,14 @@ class _Chunk:
         try:
             for position, item in enumerate(group):
                 self._position = position
-                duplicate_of = self.applied.get(item.item_key) if self.skip else None
-                if duplicate_of is not None:
-                    self.outcomes.append(ItemOutcome(item.id, "skipped", duplicate_of=duplicate_of))
+                if self._skipped(item):
                     continue
                 outcome = self._item(item)
                 if isinstance(outcome, _Failure):
                     raised = position
                     break
-                self.outcomes.append(outcome)
+                self._keep(item, outcome, added)
                 processed += 1
-                if self.skip and item.item_key not in self.applied:
-                    self.applied[item.item_key] = item.id
-                    added.append(item.item_key)
             if raised is None and self._pipeline is not None:
                 self.conn.execute(CLOSE_SAVEPOINT, prepare=False)
                 self.conn.execute(OPEN_SAVEPOINT, prepare=False)
