@@ -9,7 +9,8 @@ An import runs as:
 
 1. ``start_import`` and ``update_import_status(..., 'importing')``, each committed, so the log
    shows the attempt while it runs; the session holds the log's advisory lock meanwhile.
-2. One transaction: ``create_import_snapshot``, COPY of every table (in a thread, while this one
+2. One transaction: ``create_snapshot_row`` (``create_import_snapshot`` without its partitions),
+   COPY of every table into its own new partition (``loader``; in a thread, while this one
    runs the integrity rules, unless the caller already did, and computes the content hash), then
    under the content hash's lock either ``finalize_import`` or, if a ready or current snapshot has
    the same content, a rollback of the load to its savepoint and reuse of that snapshot. Nothing of
@@ -465,7 +466,7 @@ def _import(conn: psycopg.Connection, bundle: ImportBundle, current: SnapshotInf
             try:
                 with conn.transaction():  # a savepoint: rolled back when the content is reused
                     snapshot_id = conn.execute(
-                        "SELECT create_import_snapshot(%s, %s, %s, %s)",
+                        "SELECT create_snapshot_row(%s, %s, %s, %s)",
                         (bundle.name, bundle.version_label, meta.description, current.id if current else None),
                     ).fetchone()[0]
                     counts, digest = _load_and_hash(conn, snapshot_id, bundle, current, merge_source, progress, check)
