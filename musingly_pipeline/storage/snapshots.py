@@ -2,8 +2,9 @@
 
 Every function takes the database URL (``None``: :func:`database_url`), applies pending migrations
 first (so a fresh database needs no manual ``musingly db migrate``), marks the logs of importing
-processes that died as failed, and calls the SQL functions of ``0001_snapshot_store.sql``, which
-hold the lifecycle rules; Python adds validation, merging and COPY.
+processes that died as failed, and calls the SQL functions of ``0001_snapshot_store.sql`` and
+``0007_snapshot_partitions.sql``, which hold the lifecycle rules; Python adds validation, merging
+and COPY.
 
 An import runs as:
 
