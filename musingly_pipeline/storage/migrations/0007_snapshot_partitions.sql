@@ -194,23 +194,13 @@ BEGIN
     END LOOP;
 END $$;
 
--- The snapshot row alone: the bulk loader adds each partition itself (prepare/finish above).
-CREATE FUNCTION create_snapshot_row(
-    p_name text, p_version_label text, p_description text DEFAULT NULL, p_parent_id uuid DEFAULT NULL,
-    p_content_hash text DEFAULT NULL
-) RETURNS uuid LANGUAGE plpgsql AS $$
-DECLARE
-    v_id uuid;
-BEGIN
-    INSERT INTO snapshots (name, version_label, description, parent_id, content_hash)
-    VALUES (coalesce(p_name, p_version_label), p_version_label, p_description,
-            coalesce(p_parent_id, (SELECT id FROM snapshots WHERE status = 'current')), p_content_hash)
-    RETURNING id INTO v_id;
-    RETURN v_id;
-END $$;
+-- The snapshot row alone (0001's create_import_snapshot, renamed): the bulk loader adds each
+-- partition itself (prepare/finish above).
+ALTER FUNCTION create_import_snapshot(text, text, text, uuid, text) RENAME TO create_snapshot_row;
+COMMENT ON FUNCTION create_snapshot_row IS 'Creates a new draft snapshot row without partitions (the bulk loader adds them).';
 
 -- The guide's function: the snapshot row, then its (empty, attached) partitions.
-CREATE OR REPLACE FUNCTION create_import_snapshot(
+CREATE FUNCTION create_import_snapshot(
     p_name text, p_version_label text, p_description text DEFAULT NULL, p_parent_id uuid DEFAULT NULL,
     p_content_hash text DEFAULT NULL
 ) RETURNS uuid LANGUAGE plpgsql AS $$
