@@ -14,8 +14,9 @@ What this adds to metaspn-store, same files:
 * Writers take an exclusive ``flock`` on the kind's ``.lock``, so two processes never interleave
   lines or store one id twice; readers take it shared just while reading a partition's bytes.
 * A batch is validated, checked for duplicates and serialised before any byte is written, appended
-  with one write per day, and ``fsync``-ed (files, and the directory for a new day) before the call
-  returns.
+  with one write per day, and on disk before the call returns: a durable store writes its day files
+  through ``O_DSYNC`` descriptors (each write returns once its bytes and the file's size are on
+  disk, as with ``fdatasync``) and ``fsync``-s the directory for a new day.
 * A torn last line left by a crash is skipped by readers with an :class:`UnreadableLineWarning`,
   and the next writer terminates it first, so only that line is lost.
 * A query opens only the partitions of the days in its window.
@@ -26,8 +27,10 @@ of the hashes); the new envelopes are serialised by one orjson call for the whol
 (``envelope_json``: pydantic's bytes exactly, about twice as fast; pydantic itself for any envelope
 of an unusual shape), in batch order (the order their objects sit in memory: reading them in day
 order costs a cache miss per object), and the lines are regrouped by day as bytes; the index entries
-are appended (one write), then worker threads append each day's lines (one write per file) and fsync
-them all at once, while this thread builds the results; the call returns when every fsync has. The
+are appended (one write), then worker threads append each day's lines (one synchronous write per
+file, all at once, so the file system commits them together), while this thread builds the results
+(it first waits until every worker has started: a worker waiting for the GIL would start its write
+milliseconds late); the call returns when every write has. The
 cyclic GC is paused meanwhile. What remains per envelope is the serialisation (about 1 µs, plus the
 first read of each envelope's objects, which are rarely still in the CPU cache), the id's hash and
 lookup, the result tuple, and the kernel's copy and fsync of the bytes.
@@ -40,6 +43,7 @@ import functools
 import json
 import operator
 import os
+import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -65,6 +69,8 @@ _TIMESTAMP = operator.attrgetter("timestamp")
 _LAST = [b""]
 _LIST_ADAPTERS = {kind: TypeAdapter(list[model]) for kind, model in ENVELOPE_TYPES.items()}
 _LIST_MARKERS = {kind: f',{{"{next(iter(model.model_fields))}":'.encode() for kind, model in ENVELOPE_TYPES.items()}
+# A durable write is one system call that also syncs (see _FileWrites); without O_DSYNC, write then fsync.
+_O_DSYNC = getattr(os, "O_DSYNC", 0)
 _ORDINAL = datetime.toordinal  # of the UTC date: envelopes hold UTC timestamps
 
 
@@ -127,7 +133,7 @@ class UnreadableLineWarning(UserWarning):
 
 
 class FileSystemStore(EventStore):
-    """Append-only JSONL store in metaspn-store's layout; ``durable=False`` skips fsync (tests, bulk loads)."""
+    """Append-only JSONL store in metaspn-store's layout; ``durable=False`` skips syncing (tests, bulk loads)."""
 
     def __init__(self, workspace: str | Path, *, durable: bool = True) -> None:
         self.workspace = Path(workspace)
@@ -278,6 +284,7 @@ class FileSystemStore(EventStore):
             del lines, view
             if created and self.durable:
                 files.sync_directory(self.kind_dir(kind))
+            files.started()  # then let them run while this thread goes on
             # meanwhile
             index.add_entries(entries, list(map(event_ids.__getitem__, new.tolist())))
             which[new] = np.repeat(np.arange(len(days)), counts)
@@ -289,13 +296,15 @@ class FileSystemStore(EventStore):
         return days, files.finish
 
     def _open_partition(self, kind: EventKind, day: date) -> tuple[int, bool, int, bool]:
-        """Open a day file for appending: ``(fd, created, size, ends_in_a_torn_line)``."""
+        """Open a day file for appending: ``(fd, created, size, ends_in_a_torn_line)``; if the store is
+        durable, with ``O_DSYNC``: a write returns once its bytes (and the file's new size) are on disk."""
         path = self._location(kind, day)
+        flags = os.O_RDWR | os.O_APPEND | (_O_DSYNC if self.durable else 0)
         created = False
         try:
-            fd = os.open(path, os.O_RDWR | os.O_APPEND)
+            fd = os.open(path, flags)
         except FileNotFoundError:
-            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = os.open(path, flags | os.O_CREAT, 0o644)
             created = True
         try:
             size = os.fstat(fd).st_size
@@ -412,6 +421,7 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 _IO_POOL: ThreadPoolExecutor | None = None
+_IO_THREADS = 32
 
 
 def _forget_pool_after_fork() -> None:
@@ -423,8 +433,16 @@ os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
 class _FileWrites:
-    """Appends (and fsyncs) handed to worker threads, so the file system can commit them together
-    while the caller goes on; :meth:`finish` waits for all of them and closes the descriptors."""
+    """Appends handed to worker threads, so the file system can commit them together while the
+    caller goes on; :meth:`finish` waits for all of them and closes the descriptors.
+
+    A durable store opens its day files with ``O_DSYNC``, so each append is a single system call that
+    returns when the bytes are on disk (as a write and an ``fdatasync``), during which the worker
+    does not hold the GIL. A worker does need the GIL to start its task, and while the calling
+    thread runs Python code it only gets it when the interpreter's switch interval (5 ms) forces a
+    switch, so the appends would start milliseconds late, one after another: :meth:`started` lets
+    the caller wait (without the GIL) until every worker has begun.
+    """
 
     def __init__(self, durable: bool, index: IdIndex):
         self.durable = durable
@@ -433,6 +451,7 @@ class _FileWrites:
         self.fds: list[int] = []
         self.futures: list = []
         self.error: BaseException | None = None
+        self._begun = threading.Semaphore(0)  # released by each task as it starts
 
     def opened(self, fd: int) -> None:
         self.fds.append(fd)  # closed by finish() or close()
@@ -446,19 +465,29 @@ class _FileWrites:
                 self.error = self.error or exc
             return
         if _IO_POOL is None:
-            _IO_POOL = ThreadPoolExecutor(max_workers=32, thread_name_prefix="signal-io")
+            _IO_POOL = ThreadPoolExecutor(max_workers=_IO_THREADS, thread_name_prefix="signal-io")
         self.futures.append(_IO_POOL.submit(task, *args))
 
     def write(self, fd: int, data: bytes) -> None:
         self._run(self._append, fd, data)
 
     def _append(self, fd: int, data: bytes) -> None:
-        _write_all(fd, data)
-        if self.durable:
+        self._begun.release()
+        _write_all(fd, data)  # and synced, with O_DSYNC
+        if self.durable and not _O_DSYNC:
             os.fsync(fd)
 
     def sync_directory(self, directory: Path) -> None:
-        self._run(_fsync_dir, directory)
+        self._run(self._sync_directory, directory)
+
+    def _sync_directory(self, directory: Path) -> None:
+        self._begun.release()
+        _fsync_dir(directory)
+
+    def started(self) -> None:
+        """Wait until every task (as many as the pool runs at once) has begun."""
+        for _ in range(min(len(self.futures), _IO_THREADS)):
+            self._begun.acquire()
 
     def close(self) -> None:
         for fd in self.fds:
