@@ -22,8 +22,8 @@ What this adds to metaspn-store, same files:
 * A query opens only the partitions of the days in its window.
 
 How a batch is written (``_append``), fast because nearly all of it is per batch, not per envelope:
-the ids are hashed and looked up in the index with numpy (in-batch repeats from one stable argsort
-of the hashes); the new envelopes are serialised by one orjson call for the whole list
+the ids are hashed and looked up in the index with numpy (in-batch repeats from one argsort of
+the hashes); the new envelopes are serialised by one orjson call for the whole list
 (``envelope_json``: pydantic's bytes exactly, about twice as fast; pydantic itself for any envelope
 of an unusual shape), in batch order (the order their objects sit in memory: reading them in day
 order costs a cache miss per object), and the lines are regrouped by day as bytes; the index entries
@@ -39,7 +39,6 @@ lookup, the result tuple, and the kernel's copy and fsync of the bytes.
 from __future__ import annotations
 
 import fcntl
-import functools
 import json
 import operator
 import os
@@ -49,6 +48,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from datetime import date, datetime, timedelta
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +74,7 @@ _O_DSYNC = getattr(os, "O_DSYNC", 0)
 _ORDINAL = datetime.toordinal  # of the UTC date: envelopes hold UTC timestamps
 
 
-_result = functools.partial(tuple.__new__, WriteResult)  # _result(values): WriteResult(*values), in C
+_NEW_TUPLE = tuple.__new__  # _NEW_TUPLE(WriteResult, values): WriteResult(*values), in C
 
 
 def _serialize(kind: EventKind, envelopes: list[Envelope]) -> tuple[bytes, np.ndarray, np.ndarray]:
@@ -113,19 +113,28 @@ def _serialize(kind: EventKind, envelopes: list[Envelope]) -> tuple[bytes, np.nd
 def _first_positions(event_ids: list[str], hashes: np.ndarray, by_hash: np.ndarray) -> np.ndarray:
     """For each position, the position where its id first occurs in the batch.
 
-    ``by_hash`` is the stable argsort of ``hashes``: the first position of each run of equal hashes
-    is that hash's first occurrence; ids with equal hashes are then compared.
+    ``by_hash`` is an argsort of ``hashes`` (not a stable one: four times cheaper): the smallest
+    position of each run of equal hashes is that hash's first occurrence; ids with equal hashes are
+    then compared.
     """
     ordered = hashes[by_hash]
     starts = np.r_[True, ordered[1:] != ordered[:-1]]
     firsts = np.empty(len(hashes), np.intp)
-    firsts[by_hash] = by_hash[starts][np.cumsum(starts) - 1]
+    firsts[by_hash] = np.minimum.reduceat(by_hash, np.flatnonzero(starts))[np.cumsum(starts) - 1]
     later = np.flatnonzero(firsts != np.arange(len(firsts)))
     if any(event_ids[i] != event_ids[j] for i, j in zip(later.tolist(), firsts[later].tolist())):
         # two different ids with one hash in this batch: compare the ids themselves
         by_id = dict(zip(reversed(event_ids), range(len(event_ids) - 1, -1, -1)))
         firsts = np.fromiter(map(by_id.__getitem__, event_ids), np.intp, len(event_ids))
     return firsts
+
+
+def _stable_order(ordinals: np.ndarray) -> np.ndarray:
+    """The stable argsort of (non-empty) day ordinals: a radix sort when they span fewer than 65536 days."""
+    low = int(ordinals.min())
+    if int(ordinals.max()) - low < 1 << 16:
+        return np.argsort((ordinals - low).astype(np.uint16), kind="stable")
+    return np.argsort(ordinals, kind="stable")
 
 
 class UnreadableLineWarning(UserWarning):
@@ -195,7 +204,7 @@ class FileSystemStore(EventStore):
             index = self._indexes[kind]
             index.refresh()
             hashes = id_hashes(event_ids)
-            by_hash = np.argsort(hashes, kind="stable")
+            by_hash = np.argsort(hashes)
             stored = index.lookup_many(event_ids, hashes, by_hash)  # {position: day} of ids already stored
             firsts = _first_positions(event_ids, hashes, by_hash)  # where each id first occurs in the batch
             fresh = firsts == np.arange(n)
@@ -223,8 +232,8 @@ class FileSystemStore(EventStore):
                 locations = np.array([self._location(kind, day) for day in days] or [""], object)
                 day_objects = np.empty(max(len(days), 1), object)
                 day_objects[:len(days)] = days
-                results = list(map(_result, zip(event_ids, day_objects[which].tolist(), fresh.tolist(),
-                                                locations[which].tolist())))
+                results = list(map(_NEW_TUPLE, repeat(WriteResult, n), zip(event_ids, day_objects[which].tolist(),
+                                                                             fresh.tolist(), locations[which].tolist())))
             finally:
                 if finish is not None:
                     finish()  # every line written and fsynced, or raises
@@ -245,7 +254,7 @@ class FileSystemStore(EventStore):
         picked = list(map(envelopes.__getitem__, new.tolist()))
         data, starts, sizes = _serialize(kind, picked)  # before touching a file: an error here writes nothing
         ordinals = np.fromiter(map(_ORDINAL, map(_TIMESTAMP, picked)), np.int64, len(picked))
-        order = np.argsort(ordinals, kind="stable")  # by day, batch order within a day
+        order = _stable_order(ordinals)  # by day, batch order within a day
         new, ordinals, starts, sizes = new[order], ordinals[order], starts[order], sizes[order]
         lengths = sizes + 1  # on disk, with the newline
         firsts = np.r_[0, np.flatnonzero(np.diff(ordinals)) + 1]  # first line of each day
