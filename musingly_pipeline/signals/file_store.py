@@ -33,7 +33,7 @@ file, all at once, so the file system commits them together), while this thread 
 milliseconds late); the call returns when every write has. The
 cyclic GC is paused meanwhile. What remains per envelope is the serialisation (about 1 µs, plus the
 first read of each envelope's objects, which are rarely still in the CPU cache), the id's hash and
-lookup, the result tuple, and the kernel's copy and fsync of the bytes.
+lookup, the result tuple, and the kernel's copy and sync of the bytes.
 """
 
 from __future__ import annotations
@@ -191,7 +191,7 @@ class FileSystemStore(EventStore):
 
     # -- writes --------------------------------------------------------------------------------------
     def _append(self, kind: EventKind, envelopes: Sequence[Envelope], on_duplicate: DuplicatePolicy) -> list[WriteResult]:
-        """Write a batch: every check first, then the index entries, one write per day file, and fsync.
+        """Write a batch: every check first, then the index entries, one synced write per day file.
 
         Per envelope this costs its serialisation (orjson, or pydantic's serializer for an unusual
         shape; both in Rust) and a result tuple;
@@ -223,7 +223,7 @@ class FileSystemStore(EventStore):
             finish = None
             if len(new):
                 days, finish = self._write_new(kind, index, envelopes, event_ids, hashes, new, which)
-            try:  # the results are built while worker threads write and fsync
+            try:  # the results are built while worker threads write and sync
                 for i, day in stored.items():
                     which[i] = len(days)
                     days.append(day)
@@ -236,16 +236,16 @@ class FileSystemStore(EventStore):
                                                                              fresh.tolist(), locations[which].tolist())))
             finally:
                 if finish is not None:
-                    finish()  # every line written and fsynced, or raises
+                    finish()  # every line written and synced, or raises
             return results
 
     def _write_new(self, kind: EventKind, index: IdIndex, envelopes: Sequence[Envelope], event_ids: list[str],
                    hashes: np.ndarray, new: np.ndarray, which: np.ndarray) -> tuple[list[date], Callable[[], None]]:
-        """Append the envelopes at positions ``new`` (ids not stored yet), grouped by day, and fsync.
+        """Append the envelopes at positions ``new`` (ids not stored yet), grouped by day, and sync them.
 
         Returns the days written (``which[i]`` is set to the index of position ``i``'s day, for each
         new position) and ``finish``, which the caller must call before returning: it waits until
-        every line is written and fsynced (worker threads do that meanwhile) and raises if one
+        every line is written and synced (worker threads do that meanwhile) and raises if one
         could not be.
         """
         # The envelopes are read in batch order (the order they were most likely made in, so mostly
@@ -293,8 +293,7 @@ class FileSystemStore(EventStore):
             del lines, view
             if created and self.durable:
                 files.sync_directory(self.kind_dir(kind))
-            files.started()  # then let them run while this thread goes on
-            # meanwhile
+            files.started()  # every worker has begun (see _FileWrites); meanwhile:
             index.add_entries(entries, list(map(event_ids.__getitem__, new.tolist())))
             which[new] = np.repeat(np.arange(len(days)), counts)
         except BaseException:
