@@ -14,41 +14,37 @@ What this adds to metaspn-store, same files:
 * Writers take an exclusive ``flock`` on the kind's ``.lock``, so two processes never interleave
   lines or store one id twice; readers take it shared just while reading a partition's bytes.
 * A batch is validated, checked for duplicates and serialised before any byte is written, appended
-  with one write per day, and on disk before the call returns: a durable store writes its day files
-  through ``O_DSYNC`` descriptors (each write returns once its bytes and the file's size are on
-  disk, as with ``fdatasync``) and ``fsync``-s the directory for a new day.
+  with one write per day, and ``fsync``-ed (files, and the directory for a new day) before the call
+  returns.
 * A torn last line left by a crash is skipped by readers with an :class:`UnreadableLineWarning`,
   and the next writer terminates it first, so only that line is lost.
 * A query opens only the partitions of the days in its window.
 
 How a batch is written (``_append``), fast because nearly all of it is per batch, not per envelope:
-the ids are hashed and looked up in the index with numpy (in-batch repeats from one argsort of
-the hashes); the new envelopes are serialised by one orjson call for the whole list
+the ids are hashed and looked up in the index with numpy (in-batch repeats from one stable argsort
+of the hashes); the new envelopes are serialised by one orjson call for the whole list
 (``envelope_json``: pydantic's bytes exactly, about twice as fast; pydantic itself for any envelope
 of an unusual shape), in batch order (the order their objects sit in memory: reading them in day
 order costs a cache miss per object), and the lines are regrouped by day as bytes; the index entries
-are appended (one write), then worker threads append each day's lines (one synchronous write per
-file, all at once, so the file system commits them together), while this thread builds the results
-(it first waits until every worker has started: a worker waiting for the GIL would start its write
-milliseconds late); the call returns when every write has. The
+are appended (one write), then worker threads append each day's lines (one write per file) and fsync
+them all at once, while this thread builds the results; the call returns when every fsync has. The
 cyclic GC is paused meanwhile. What remains per envelope is the serialisation (about 1 µs, plus the
 first read of each envelope's objects, which are rarely still in the CPU cache), the id's hash and
-lookup, the result tuple, and the kernel's copy and sync of the bytes.
+lookup, the result tuple, and the kernel's copy and fsync of the bytes.
 """
 
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import operator
 import os
-import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from datetime import date, datetime, timedelta
-from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -69,12 +65,10 @@ _TIMESTAMP = operator.attrgetter("timestamp")
 _LAST = [b""]
 _LIST_ADAPTERS = {kind: TypeAdapter(list[model]) for kind, model in ENVELOPE_TYPES.items()}
 _LIST_MARKERS = {kind: f',{{"{next(iter(model.model_fields))}":'.encode() for kind, model in ENVELOPE_TYPES.items()}
-# A durable write is one system call that also syncs (see _FileWrites); without O_DSYNC, write then fsync.
-_O_DSYNC = getattr(os, "O_DSYNC", 0)
 _ORDINAL = datetime.toordinal  # of the UTC date: envelopes hold UTC timestamps
 
 
-_NEW_TUPLE = tuple.__new__  # _NEW_TUPLE(WriteResult, values): WriteResult(*values), in C
+_result = functools.partial(tuple.__new__, WriteResult)  # _result(values): WriteResult(*values), in C
 
 
 def _serialize(kind: EventKind, envelopes: list[Envelope]) -> tuple[bytes, np.ndarray, np.ndarray]:
@@ -113,14 +107,13 @@ def _serialize(kind: EventKind, envelopes: list[Envelope]) -> tuple[bytes, np.nd
 def _first_positions(event_ids: list[str], hashes: np.ndarray, by_hash: np.ndarray) -> np.ndarray:
     """For each position, the position where its id first occurs in the batch.
 
-    ``by_hash`` is an argsort of ``hashes`` (not a stable one: four times cheaper): the smallest
-    position of each run of equal hashes is that hash's first occurrence; ids with equal hashes are
-    then compared.
+    ``by_hash`` is the stable argsort of ``hashes``: the first position of each run of equal hashes
+    is that hash's first occurrence; ids with equal hashes are then compared.
     """
     ordered = hashes[by_hash]
     starts = np.r_[True, ordered[1:] != ordered[:-1]]
     firsts = np.empty(len(hashes), np.intp)
-    firsts[by_hash] = np.minimum.reduceat(by_hash, np.flatnonzero(starts))[np.cumsum(starts) - 1]
+    firsts[by_hash] = by_hash[starts][np.cumsum(starts) - 1]
     later = np.flatnonzero(firsts != np.arange(len(firsts)))
     if any(event_ids[i] != event_ids[j] for i, j in zip(later.tolist(), firsts[later].tolist())):
         # two different ids with one hash in this batch: compare the ids themselves
@@ -129,20 +122,12 @@ def _first_positions(event_ids: list[str], hashes: np.ndarray, by_hash: np.ndarr
     return firsts
 
 
-def _stable_order(ordinals: np.ndarray) -> np.ndarray:
-    """The stable argsort of (non-empty) day ordinals: a radix sort when they span fewer than 65536 days."""
-    low = int(ordinals.min())
-    if int(ordinals.max()) - low < 1 << 16:
-        return np.argsort((ordinals - low).astype(np.uint16), kind="stable")
-    return np.argsort(ordinals, kind="stable")
-
-
 class UnreadableLineWarning(UserWarning):
     """A partition line that could not be read (torn by a crash, or not an envelope) was skipped."""
 
 
 class FileSystemStore(EventStore):
-    """Append-only JSONL store in metaspn-store's layout; ``durable=False`` skips syncing (tests, bulk loads)."""
+    """Append-only JSONL store in metaspn-store's layout; ``durable=False`` skips fsync (tests, bulk loads)."""
 
     def __init__(self, workspace: str | Path, *, durable: bool = True) -> None:
         self.workspace = Path(workspace)
@@ -191,7 +176,7 @@ class FileSystemStore(EventStore):
 
     # -- writes --------------------------------------------------------------------------------------
     def _append(self, kind: EventKind, envelopes: Sequence[Envelope], on_duplicate: DuplicatePolicy) -> list[WriteResult]:
-        """Write a batch: every check first, then the index entries, one synced write per day file.
+        """Write a batch: every check first, then the index entries, one write per day file, and fsync.
 
         Per envelope this costs its serialisation (orjson, or pydantic's serializer for an unusual
         shape; both in Rust) and a result tuple;
@@ -204,7 +189,7 @@ class FileSystemStore(EventStore):
             index = self._indexes[kind]
             index.refresh()
             hashes = id_hashes(event_ids)
-            by_hash = np.argsort(hashes)
+            by_hash = np.argsort(hashes, kind="stable")
             stored = index.lookup_many(event_ids, hashes, by_hash)  # {position: day} of ids already stored
             firsts = _first_positions(event_ids, hashes, by_hash)  # where each id first occurs in the batch
             fresh = firsts == np.arange(n)
@@ -223,7 +208,7 @@ class FileSystemStore(EventStore):
             finish = None
             if len(new):
                 days, finish = self._write_new(kind, index, envelopes, event_ids, hashes, new, which)
-            try:  # the results are built while worker threads write and sync
+            try:  # the results are built while worker threads write and fsync
                 for i, day in stored.items():
                     which[i] = len(days)
                     days.append(day)
@@ -232,20 +217,20 @@ class FileSystemStore(EventStore):
                 locations = np.array([self._location(kind, day) for day in days] or [""], object)
                 day_objects = np.empty(max(len(days), 1), object)
                 day_objects[:len(days)] = days
-                results = list(map(_NEW_TUPLE, repeat(WriteResult, n), zip(event_ids, day_objects[which].tolist(),
-                                                                             fresh.tolist(), locations[which].tolist())))
+                results = list(map(_result, zip(event_ids, day_objects[which].tolist(), fresh.tolist(),
+                                                locations[which].tolist())))
             finally:
                 if finish is not None:
-                    finish()  # every line written and synced, or raises
+                    finish()  # every line written and fsynced, or raises
             return results
 
     def _write_new(self, kind: EventKind, index: IdIndex, envelopes: Sequence[Envelope], event_ids: list[str],
                    hashes: np.ndarray, new: np.ndarray, which: np.ndarray) -> tuple[list[date], Callable[[], None]]:
-        """Append the envelopes at positions ``new`` (ids not stored yet), grouped by day, and sync them.
+        """Append the envelopes at positions ``new`` (ids not stored yet), grouped by day, and fsync.
 
         Returns the days written (``which[i]`` is set to the index of position ``i``'s day, for each
         new position) and ``finish``, which the caller must call before returning: it waits until
-        every line is written and synced (worker threads do that meanwhile) and raises if one
+        every line is written and fsynced (worker threads do that meanwhile) and raises if one
         could not be.
         """
         # The envelopes are read in batch order (the order they were most likely made in, so mostly
@@ -254,7 +239,7 @@ class FileSystemStore(EventStore):
         picked = list(map(envelopes.__getitem__, new.tolist()))
         data, starts, sizes = _serialize(kind, picked)  # before touching a file: an error here writes nothing
         ordinals = np.fromiter(map(_ORDINAL, map(_TIMESTAMP, picked)), np.int64, len(picked))
-        order = _stable_order(ordinals)  # by day, batch order within a day
+        order = np.argsort(ordinals, kind="stable")  # by day, batch order within a day
         new, ordinals, starts, sizes = new[order], ordinals[order], starts[order], sizes[order]
         lengths = sizes + 1  # on disk, with the newline
         firsts = np.r_[0, np.flatnonzero(np.diff(ordinals)) + 1]  # first line of each day
@@ -293,7 +278,7 @@ class FileSystemStore(EventStore):
             del lines, view
             if created and self.durable:
                 files.sync_directory(self.kind_dir(kind))
-            files.started()  # every worker has begun (see _FileWrites); meanwhile:
+            # meanwhile
             index.add_entries(entries, list(map(event_ids.__getitem__, new.tolist())))
             which[new] = np.repeat(np.arange(len(days)), counts)
         except BaseException:
@@ -304,15 +289,13 @@ class FileSystemStore(EventStore):
         return days, files.finish
 
     def _open_partition(self, kind: EventKind, day: date) -> tuple[int, bool, int, bool]:
-        """Open a day file for appending: ``(fd, created, size, ends_in_a_torn_line)``; if the store is
-        durable, with ``O_DSYNC``: a write returns once its bytes (and the file's new size) are on disk."""
+        """Open a day file for appending: ``(fd, created, size, ends_in_a_torn_line)``."""
         path = self._location(kind, day)
-        flags = os.O_RDWR | os.O_APPEND | (_O_DSYNC if self.durable else 0)
         created = False
         try:
-            fd = os.open(path, flags)
+            fd = os.open(path, os.O_RDWR | os.O_APPEND)
         except FileNotFoundError:
-            fd = os.open(path, flags | os.O_CREAT, 0o644)
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             created = True
         try:
             size = os.fstat(fd).st_size
@@ -429,7 +412,6 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 _IO_POOL: ThreadPoolExecutor | None = None
-_IO_THREADS = 32
 
 
 def _forget_pool_after_fork() -> None:
@@ -441,16 +423,8 @@ os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
 class _FileWrites:
-    """Appends handed to worker threads, so the file system can commit them together while the
-    caller goes on; :meth:`finish` waits for all of them and closes the descriptors.
-
-    A durable store opens its day files with ``O_DSYNC``, so each append is a single system call that
-    returns when the bytes are on disk (as a write and an ``fdatasync``), during which the worker
-    does not hold the GIL. A worker does need the GIL to start its task, and while the calling
-    thread runs Python code it only gets it when the interpreter's switch interval (5 ms) forces a
-    switch, so the appends would start milliseconds late, one after another: :meth:`started` lets
-    the caller wait (without the GIL) until every worker has begun.
-    """
+    """Appends (and fsyncs) handed to worker threads, so the file system can commit them together
+    while the caller goes on; :meth:`finish` waits for all of them and closes the descriptors."""
 
     def __init__(self, durable: bool, index: IdIndex):
         self.durable = durable
@@ -459,7 +433,6 @@ class _FileWrites:
         self.fds: list[int] = []
         self.futures: list = []
         self.error: BaseException | None = None
-        self._begun = threading.Semaphore(0)  # released by each task as it starts
 
     def opened(self, fd: int) -> None:
         self.fds.append(fd)  # closed by finish() or close()
@@ -473,29 +446,19 @@ class _FileWrites:
                 self.error = self.error or exc
             return
         if _IO_POOL is None:
-            _IO_POOL = ThreadPoolExecutor(max_workers=_IO_THREADS, thread_name_prefix="signal-io")
+            _IO_POOL = ThreadPoolExecutor(max_workers=32, thread_name_prefix="signal-io")
         self.futures.append(_IO_POOL.submit(task, *args))
 
     def write(self, fd: int, data: bytes) -> None:
         self._run(self._append, fd, data)
 
     def _append(self, fd: int, data: bytes) -> None:
-        self._begun.release()
-        _write_all(fd, data)  # and synced, with O_DSYNC
-        if self.durable and not _O_DSYNC:
+        _write_all(fd, data)
+        if self.durable:
             os.fsync(fd)
 
     def sync_directory(self, directory: Path) -> None:
-        self._run(self._sync_directory, directory)
-
-    def _sync_directory(self, directory: Path) -> None:
-        self._begun.release()
-        _fsync_dir(directory)
-
-    def started(self) -> None:
-        """Wait until every task (as many as the pool runs at once) has begun."""
-        for _ in range(min(len(self.futures), _IO_THREADS)):
-            self._begun.acquire()
+        self._run(_fsync_dir, directory)
 
     def close(self) -> None:
         for fd in self.fds:
