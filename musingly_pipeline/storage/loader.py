@@ -184,7 +184,8 @@ def copy_unchanged(cursor: psycopg.Cursor, table: Table, snapshot_id: uuid.UUID,
     statement = sql.SQL(
         "INSERT INTO {target} ({cols}) SELECT %s, {rest} FROM {t} WHERE snapshot_id = %s "
         "AND ({key}) NOT IN (SELECT {names} FROM unnest({unnest}) AS u({names}))").format(
-        t=sql.Identifier(table.name), target=sql.Identifier((target or table).name), cols=sql.SQL(", ").join(map(sql.Identifier, table.columns)),
+        t=sql.Identifier(table.name), target=sql.Identifier((target or table).name),
+        cols=sql.SQL(", ").join(map(sql.Identifier, table.columns)),
         rest=sql.SQL(", ").join(map(sql.Identifier, table.columns[1:])),
         key=sql.SQL(", ").join(map(sql.Identifier, keys)), names=names, unnest=unnest)
     cursor.execute(statement, (snapshot_id, base_id, *(list(a) for a in arrays)))
