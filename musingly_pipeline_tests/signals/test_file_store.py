@@ -136,3 +136,38 @@ def test_a_batch_is_fsynced_before_the_write_returns(tmp_path, monkeypatch):
     store = FileSystemStore(tmp_path)
     store.write_signals([signal(1, DAY), signal(2, DAY + timedelta(days=1))])
     assert {Path(p).name for p in synced} >= {"2026-02-05.jsonl", "2026-02-06.jsonl", "signals"}
+
+
+def test_a_read_gives_what_a_line_by_line_read_gives(tmp_path):
+    """The fast read (every line validated as bytes) and the careful one agree, whichever runs."""
+    store = FileSystemStore(tmp_path)
+    store.write_signals([signal(i) for i in range(4)])
+    path = store.partition_path("signal", DAY.date())
+    fast = store.read_partition("signal", DAY.date())
+    assert [e.signal_id for e in fast.envelopes] == ["s-0", "s-1", "s-2", "s-3"] and fast.lines == 4 and not fast.issues
+    lines = path.read_bytes().split(b"\n")
+    # another writer's lines: a +02:00 offset, blank lines, a bad line, invalid UTF-8 inside a string
+    other = signal(4).to_line().replace("2026-02-05T00:04:00Z", "2026-02-05T02:04:00+02:00").encode()
+    broken = signal(5).to_line().encode().replace(b'"n":"5"', b'"n":"5\xff"')
+    path.write_bytes(b"\n".join([lines[0], b"", b"   ", other, b"{not json", lines[1], broken, lines[2], lines[3], b""]))
+    with pytest.warns(UnreadableLineWarning, match=r"2026-02-05\.jsonl:5: skipped an unreadable line"):
+        careful = store.read_partition("signal", DAY.date())
+    assert [e.signal_id for e in careful.envelopes] == ["s-0", "s-4", "s-1", "s-5", "s-2", "s-3"]
+    assert careful.lines == 7 and [i.path for i in careful.issues] == ["signals/2026-02-05.jsonl:5"]
+    assert careful.envelopes[1] == signal(4)  # converted to UTC
+    assert careful.envelopes[3].payload == {"n": "5\ufffd"}  # decoded leniently, as metaspn-store's reader does
+    assert careful.envelopes[0] == fast.envelopes[0]
+
+
+def test_envelopes_read_back_share_one_immutable_fields_set(tmp_path):
+    store = FileSystemStore(tmp_path)
+    store.write_signals([signal(i) for i in range(3)])
+    first, second, third = store.iter_signals(DAY, END)
+    assert first.model_fields_set == set(type(first).model_fields) and first.model_fields_set is second.model_fields_set
+    assert first.entity_refs[0].model_fields_set == {"label", "platform", "ref_type", "schema_version", "value"}
+    with pytest.raises(AttributeError):
+        first.model_fields_set.add("extra")  # shared, so it cannot be changed in place
+    copy = first.model_copy(update={"source": "elsewhere"})
+    assert copy.source == "elsewhere" and copy.model_fields_set == set(type(first).model_fields)
+    assert second.source == "ingest.worker" and second.model_fields_set == set(type(first).model_fields)
+    assert [e.model_dump() for e in (first, second, third)] == [signal(i).model_dump() for i in range(3)]
