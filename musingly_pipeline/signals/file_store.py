@@ -62,14 +62,22 @@ from pydantic import TypeAdapter
 
 from musingly_pipeline.gcpause import gc_paused
 from musingly_pipeline.signals.envelope_json import dump_envelopes
-from musingly_pipeline.signals.envelopes import ENVELOPE_TYPES, ID_FIELDS, EntityRef, Envelope, EventKind, InvalidEnvelope, parse_stored_line
+from musingly_pipeline.signals.envelopes import (
+    ENVELOPE_TYPES,
+    ID_FIELDS,
+    ID_GETTERS,
+    EntityRef,
+    Envelope,
+    EventKind,
+    InvalidEnvelope,
+    parse_stored_line,
+)
 from musingly_pipeline.signals.id_index import ENTRY, IdIndex, id_hashes, partition_day
 from musingly_pipeline.signals.query import EventQuery
 from musingly_pipeline.signals.store import DuplicateEventError, DuplicatePolicy, EventStore, PartitionRead, WriteResult
 from musingly_pipeline.validation.report import error
 
 KIND_DIRS = {"signal": "signals", "emission": "emissions"}
-_ID_GETTERS = {kind: operator.attrgetter(field) for kind, field in ID_FIELDS.items()}
 _TIMESTAMP = operator.attrgetter("timestamp")
 _NEWEST_KEYS = {kind: operator.attrgetter("timestamp", field) for kind, field in ID_FIELDS.items()}
 _STORED_VALIDATE = {  # a stored line's envelope: pydantic's validator, told the payload was checked when written
@@ -242,7 +250,7 @@ class FileSystemStore(EventStore):
         """
         n = len(envelopes)
         with gc_paused(), self._lock(kind, exclusive=True):
-            event_ids = list(map(_ID_GETTERS[kind], envelopes))
+            event_ids = list(map(ID_GETTERS[kind], envelopes))
             index = self._indexes[kind]
             index.refresh()
             hashes = id_hashes(event_ids)
@@ -437,7 +445,7 @@ class FileSystemStore(EventStore):
             day += step
         if query.newest_first:
             days.reverse()
-        event_id = _ID_GETTERS[query.kind]
+        event_id = ID_GETTERS[query.kind]
         for day in days:
             envelopes = self.read_partition(query.kind, day, query).envelopes
             ids = list(map(event_id, envelopes))

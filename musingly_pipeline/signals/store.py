@@ -10,7 +10,6 @@ is here and goes through :meth:`EventStore.query`.
 
 from __future__ import annotations
 
-import operator
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
@@ -21,10 +20,10 @@ from typing import Any, Literal, NamedTuple
 from musingly_pipeline.signals.checkpoints import ReplayCheckpoint, build_checkpoint, ensure_utc, parse_timestamp
 from musingly_pipeline.signals.envelopes import (
     ENVELOPE_TYPES,
+    ID_GETTERS,
     EmissionEnvelope,
     EntityRef,
     Envelope,
-    ID_FIELDS,
     EventKind,
     InvalidEnvelope,
     SignalEnvelope,
@@ -39,7 +38,6 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DEFAULT_PENDING_OUTCOME_PAYLOAD_TYPES = frozenset({"OutcomePending", "EvaluationRequested", "RecommendationAttempted"})
 DEFAULT_SUCCESS_EMISSION_TYPES = frozenset({"OutcomeSuccess", "DraftApproved"})
 DEFAULT_FAILURE_EMISSION_TYPES = frozenset({"OutcomeFailure", "DraftRejected"})
-_ID_GETTERS = {kind: operator.attrgetter(field) for kind, field in ID_FIELDS.items()}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 __all__ = ["DuplicateEventError", "DuplicatePolicy", "EventStore", "WriteResult", "RESOLVED_ENTITY_PAYLOAD_TYPES"]
@@ -184,7 +182,7 @@ class EventStore(ABC):
                 query = EventQuery(**{**query.__dict__, "start": cp_ts})
         seen: set[str] = set()
         count = 0
-        get_id, matches = _ID_GETTERS[query.kind], query.matches
+        get_id, matches = ID_GETTERS[query.kind], query.matches
         for e in self._scan(query, limit if checkpoint is None else None):
             event_id = get_id(e)
             if event_id in seen or not matches(e):
