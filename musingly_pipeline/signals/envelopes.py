@@ -12,6 +12,7 @@ must carry a UTC offset (a naive one is refused, not guessed), and a payload mus
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import operator
@@ -164,6 +165,12 @@ ENVELOPE_TYPES: dict[str, type[SignalEnvelope] | type[EmissionEnvelope]] = {
 }
 ID_FIELDS = {"signal": "signal_id", "emission": "emission_id"}
 ID_GETTERS = {kind: operator.attrgetter(field) for kind, field in ID_FIELDS.items()}  # envelope -> its id, in C
+# A line read back from the store, bytes or text, to its envelope: pydantic's validator, told that the
+# payload was checked when the line was written (raises ValidationError; see parse_stored_line).
+STORED_LINE_VALIDATORS = {
+    kind: functools.partial(model.__pydantic_validator__.validate_json, context={"stored": True})
+    for kind, model in ENVELOPE_TYPES.items()
+}
 
 
 class InvalidEnvelope(ValueError):
@@ -231,7 +238,7 @@ def parse_line(kind: EventKind, line: str | bytes, where: str = "") -> Envelope:
 def parse_stored_line(kind: EventKind, line: str | bytes, where: str = "") -> Envelope:
     """Validate one line read back from the store (JSON parsed by pydantic; payload already checked)."""
     try:
-        return ENVELOPE_TYPES[kind].model_validate_json(line, context={"stored": True})
+        return STORED_LINE_VALIDATORS[kind](line)
     except ValidationError as exc:
         errors = exc.errors()
         if errors and errors[0].get("type") == "json_invalid":

@@ -66,6 +66,7 @@ from musingly_pipeline.signals.envelopes import (
     ENVELOPE_TYPES,
     ID_FIELDS,
     ID_GETTERS,
+    STORED_LINE_VALIDATORS,
     EntityRef,
     Envelope,
     EventKind,
@@ -80,10 +81,6 @@ from musingly_pipeline.validation.report import error
 KIND_DIRS = {"signal": "signals", "emission": "emissions"}
 _TIMESTAMP = operator.attrgetter("timestamp")
 _NEWEST_KEYS = {kind: operator.attrgetter("timestamp", field) for kind, field in ID_FIELDS.items()}
-_STORED_VALIDATE = {  # a stored line's envelope: pydantic's validator, told the payload was checked when written
-    kind: functools.partial(model.__pydantic_validator__.validate_json, context={"stored": True})
-    for kind, model in ENVELOPE_TYPES.items()
-}
 _LAST = [b""]
 _LIST_ADAPTERS = {kind: TypeAdapter(list[model]) for kind, model in ENVELOPE_TYPES.items()}
 _LIST_MARKERS = {kind: f',{{"{next(iter(model.model_fields))}":'.encode() for kind, model in ENVELOPE_TYPES.items()}
@@ -151,7 +148,7 @@ def _validate_lines(kind: EventKind, lines: list[bytes]) -> list[Envelope]:
     machine): each line is released once validated, and each full fields set is swapped for the
     shared one as its envelope is made, so the next envelope reuses that memory.
     """
-    validate, setattr_, get_set = _STORED_VALIDATE[kind], object.__setattr__, operator.attrgetter(_FIELDS_SET)
+    validate, setattr_, get_set = STORED_LINE_VALIDATORS[kind], object.__setattr__, operator.attrgetter(_FIELDS_SET)
     full, full_ref = _ALL_FIELDS[ENVELOPE_TYPES[kind]], _ALL_FIELDS[EntityRef]
     size, ref_size = len(full), len(full_ref)
     out = []
