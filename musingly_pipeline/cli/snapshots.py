@@ -77,7 +77,9 @@ def register(commands) -> None:
 
     p = add_command(
         commands, "diff", "Added, removed and changed entities and links between two snapshots, by slug.",
-        "Default: the current snapshot against the newest ready one (what `promote --latest` would do).",
+        "Default: the current snapshot against the newest ready one (what `promote --latest` would do);\n"
+        "with no ready snapshot, the current one against the one it replaced (what the last promotion\n"
+        "did). Changed rows name their changed fields.",
         "musingly diff --json", _diff,
     )
     p.add_argument("from_id", nargs="?", metavar="FROM", help="snapshot id (default: current)")
@@ -212,9 +214,14 @@ def _imports(args) -> int:
     if not rows:
         print("no imports" + (f" with status {args.status}" if args.status else ""))
         return EXIT_OK
-    print(f"{'id':36}  {'status':11}  {'version':20}  {'started':19}  error")
+    print(f"{'id':36}  {'status':11}  {'version':20}  {'started':19}  note")
     for r in rows:
-        note = r.error_message or ("same content as an existing snapshot" if r.reused else "")
+        if r.error_message:
+            note = f"error: {r.error_message}"
+        elif r.reused:
+            note = f"reused snapshot {r.snapshot_id} (same content)"
+        else:
+            note = ""
         print(f"{r.id!s:36}  {r.status:11}  {r.version_label[:20]:20}  {_when(r.started_at):19}  {note}")
     return EXIT_OK
 
@@ -267,7 +274,8 @@ def _diff(args) -> int:
         print(f"  {kind}: +{len(d.added)} -{len(d.removed)} ~{len(d.changed)}")
         for sign, keys in (("+", d.added), ("-", d.removed), ("~", d.changed)):
             for key in keys[:args.limit]:
-                print(f"    {sign} {key}")
+                fields = d.fields.get(key) if sign == "~" else None
+                print(f"    {sign} {key}" + (f" ({', '.join(fields)})" if fields else ""))
             if len(keys) > args.limit:
                 print(f"    {sign} ... and {len(keys) - args.limit} more (--json lists all)")
     return EXIT_OK

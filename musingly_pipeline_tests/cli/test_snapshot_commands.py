@@ -63,6 +63,34 @@ def test_reimport_reports_the_same_snapshot(db, capsys):
     assert code == 0 and "same content" in out
     code, out, _ = run(capsys, "snapshots")
     assert out.count("ready") == 1
+    code, out, _ = run(capsys, "imports")
+    header, reused, _ = out.splitlines()
+    assert header.split()[-1] == "note"  # a reuse is a note, not an error
+    assert "reused snapshot" in reused and "error" not in reused
+
+
+def test_cli_promote_and_rollback_record_lifecycle_signals(db, capsys, data_dir):
+    from datetime import datetime, timezone
+
+    from musingly_pipeline.signals.lifecycle import configured_store, current_snapshot_at
+
+    code, out, _ = run(capsys, "import", str(EXAMPLE), "--json")
+    first = json.loads(out)
+    run(capsys, "promote", first["import_id"])
+    code, out, _ = run(capsys, "import", str(HOTFIX), "--merge", "--json")
+    second = json.loads(out)
+    code, _, _ = run(capsys, "promote", "--latest")
+    assert code == 0
+    with configured_store() as store:  # MUSINGLY_DATA_DIR/signals: the session's data folder
+        assert current_snapshot_at(store, datetime.now(timezone.utc)).snapshot_id == second["snapshot_id"]
+    # with no ready snapshot, `diff` shows what the last promotion did, with the changed fields
+    code, out, _ = run(capsys, "diff")
+    assert code == 0 and "from v2.1.0 (archived) to v2.1.1-hotfix (current)" in out
+    assert "~ self-attention-explained (content_md)" in out
+    run(capsys, "rollback")
+    with configured_store() as store:
+        now = current_snapshot_at(store, datetime.now(timezone.utc))
+    assert (now.snapshot_id, now.event) == (first["snapshot_id"], "rolled_back")
 
 
 def test_dry_run_never_touches_the_database(monkeypatch, capsys):
