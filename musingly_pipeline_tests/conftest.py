@@ -14,11 +14,26 @@ from pathlib import Path
 
 import pytest
 
+from musingly_pipeline.settings import DATA_DIR_ENV, SIGNAL_STORE_ENV
 from musingly_pipeline.storage.database import create_database, drop_database, embedded_url
 
 TEST_DATABASE_ENV = "MUSINGLY_TEST_DATABASE_URL"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = PROJECT_ROOT / "data" / "examples"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def data_dir(tmp_path_factory) -> Iterator[Path]:
+    """The session's data folder (``MUSINGLY_DATA_DIR``): inbox, staging cache and signal store of
+    every test, the lifecycle signals of every promote included, never the project's ``data/``."""
+    path = tmp_path_factory.mktemp("data")
+    saved = {name: os.environ.pop(name, None) for name in (DATA_DIR_ENV, SIGNAL_STORE_ENV)}
+    os.environ[DATA_DIR_ENV] = str(path)
+    yield path
+    for name, value in saved.items():
+        os.environ.pop(name, None)
+        if value is not None:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")

@@ -6,34 +6,35 @@ import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from musingly_pipeline import settings
 from musingly_pipeline.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CommandError, add_command, print_json
 from musingly_pipeline.signals import EntityRef, open_store
 from musingly_pipeline.signals.checkpoints import parse_timestamp
-from musingly_pipeline.signals.ingest import day_digest, incoming_days, ingest_day
+from musingly_pipeline.signals.ingest import day_digest, incoming_days, ingest_and_digest
 from musingly_pipeline.signals.store import EPOCH
 
-DEFAULT_STORE = "data/signals"
-DEFAULT_INCOMING = "data/signals/incoming"
+DEFAULT_STORE = "MUSINGLY_SIGNAL_STORE, else data/signals"
+DEFAULT_INCOMING = "data/signals/incoming (under MUSINGLY_DATA_DIR)"
 
 
 def register(commands) -> None:
     p = add_command(
         commands, "signals", "The signal store: ingest raw daily files, replay, statistics.",
-        "The store is a workspace directory in metaspn-store's layout (default data/signals) or a\n"
-        "postgresql:// URL (--store). Raw files are incoming/YYYY-MM-DD*.jsonl, one envelope per line.",
+        "The store is a workspace directory in metaspn-store's layout (default MUSINGLY_SIGNAL_STORE, else\n"
+        "data/signals) or a postgresql:// URL (--store). Raw files are incoming/YYYY-MM-DD*.jsonl, one envelope per line.",
         "musingly signals ingest --all", lambda args: (p.print_help(), EXIT_USAGE)[1],
     )
     sub = p.add_subparsers(dest="signals_command", metavar="SUBCOMMAND")
 
     def common(q):
-        q.add_argument("--store", default=DEFAULT_STORE, metavar="DIR_OR_URL", help=f"default {DEFAULT_STORE}")
+        q.add_argument("--store", metavar="DIR_OR_URL", help=f"default {DEFAULT_STORE}")
 
     q = add_command(sub, "ingest", "Ingest the raw files of some days into the store (idempotent) and write their digests.",
                     "Lines that are not valid envelopes, or whose timestamp is not on the file's day, are\n"
                     "reported and skipped; exit 1 when any line was rejected.",
                     "musingly signals ingest --day 2026-02-05", _ingest)
     common(q)
-    q.add_argument("--incoming", default=DEFAULT_INCOMING, metavar="DIR")
+    q.add_argument("--incoming", metavar="DIR", help=f"default {DEFAULT_INCOMING}")
     group = q.add_mutually_exclusive_group(required=True)
     group.add_argument("--day", action="append", type=_day, metavar="YYYY-MM-DD", help="repeatable")
     group.add_argument("--all", action="store_true", help="every day that has an incoming file")
@@ -87,22 +88,22 @@ def _entity(text: str) -> EntityRef:
     raise CommandError(f"--entity {text!r}: write TYPE:VALUE or TYPE:PLATFORM:VALUE", EXIT_USAGE)
 
 
-def _open(location: str):
+def _open(location: str | None):
+    location = location or settings.signal_store_location()
     if not location.startswith(("postgresql://", "postgres://")) and Path(location).exists() and not Path(location).is_dir():
         raise CommandError(f"--store {location}: not a directory")
     return open_store(location)
 
 
 def _ingest(args) -> int:
-    incoming = Path(args.incoming)
+    incoming = Path(args.incoming) if args.incoming else settings.signal_incoming_dir()
     if not incoming.is_dir():
         raise CommandError(f"--incoming {incoming}: no such directory")
     days = incoming_days(incoming) if args.all else sorted(set(args.day))
     rejected = 0
     with _open(args.store) as store:
         for day in days:
-            report = ingest_day(store, incoming, day)
-            store.write_daily_digest_snapshot(day=day, digest=day_digest(store, day))
+            report, _ = ingest_and_digest(store, incoming, day)
             rejected += len(report.rejected)
             print(f"{day}: {len(report.files)} file(s), {report.written} written, {report.duplicates} already stored, "
                   f"{len(report.rejected)} rejected")

@@ -83,6 +83,15 @@ def ingest_day(store: EventStore, incoming: Path, day: date) -> IngestReport:
     return report
 
 
+def ingest_and_digest(store: EventStore, incoming: Path, day: date) -> tuple[IngestReport, dict]:
+    """Ingest ``day`` (:func:`ingest_day`), then write and return its digest snapshot: what one
+    day's ingestion is, for the CLI and the ``signal_partitions`` asset alike."""
+    report = ingest_day(store, incoming, day)
+    digest = day_digest(store, day)
+    store.write_daily_digest_snapshot(day=day, digest=digest)
+    return report, digest
+
+
 def day_digest(store: EventStore, day: date) -> dict:
     """The day's digest: counts by source and payload type, and the most mentioned entities."""
     start, end = day_bounds(day)

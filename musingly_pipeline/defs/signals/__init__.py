@@ -16,6 +16,7 @@ jobs = [dg.define_asset_job("ingest_signals", selection=dg.AssetSelection.assets
 __all__ = ["SignalStoreResource", "asset_checks", "assets", "jobs", "resources", "signal_days"]
 
 
-def resources(location: str = "data/signals", incoming: str = "data/signals/incoming") -> dict[str, SignalStoreResource]:
-    """The resources these assets need, keyed as the assets expect (``signal_store``)."""
+def resources(location: str | None = None, incoming: str | None = None) -> dict[str, SignalStoreResource]:
+    """The resources these assets need, keyed as the assets expect (``signal_store``); the defaults
+    are the configured store and incoming folder (``musingly_pipeline.settings``)."""
     return {"signal_store": SignalStoreResource(location=location, incoming=incoming)}

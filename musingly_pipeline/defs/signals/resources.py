@@ -6,27 +6,25 @@ from pathlib import Path
 
 import dagster as dg
 
+from musingly_pipeline import settings
 from musingly_pipeline.signals import EventStore, open_store
-
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 
 class SignalStoreResource(dg.ConfigurableResource):
-    """``location``: a workspace directory (metaspn-store layout) or a ``postgresql://`` URL.
-    ``incoming``: the folder of raw ``YYYY-MM-DD*.jsonl`` files. Relative paths are from the project root."""
+    """``location``: a workspace directory (metaspn-store layout) or a ``postgresql://`` URL (default
+    ``MUSINGLY_SIGNAL_STORE`` or ``<data>/signals``). ``incoming``: the folder of raw
+    ``YYYY-MM-DD*.jsonl`` files (default ``<data>/signals/incoming``). Relative paths are from the
+    project folder."""
 
-    location: str = "data/signals"
-    incoming: str = "data/signals/incoming"
-
-    def _path(self, value: str) -> Path:
-        path = Path(value)
-        return path if path.is_absolute() else PROJECT_ROOT / path
+    location: str | None = None
+    incoming: str | None = None
 
     def open(self) -> EventStore:
-        if self.location.startswith(("postgresql://", "postgres://")):
-            return open_store(self.location)
-        return open_store(self._path(self.location))
+        location = self.location or settings.signal_store_location()
+        if location.startswith(("postgresql://", "postgres://")):
+            return open_store(location)
+        return open_store(settings.project_path(location))
 
     @property
     def incoming_dir(self) -> Path:
-        return self._path(self.incoming)
+        return settings.project_path(self.incoming) if self.incoming else settings.signal_incoming_dir()
