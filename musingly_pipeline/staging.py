@@ -1,60 +1,146 @@
-"""Immutable copies of incoming bundle files, named by content hash.
+"""Staged bundles: the exact bytes of an accepted bundle file, in PostgreSQL, named by sha256.
 
-The pipeline reads a dropped file once, copies it to ``staging/<sha256>.json`` while hashing it,
-and works only on that copy from then on: a file rewritten in the inbox mid-run cannot change what
-was validated and imported.
+When the inbox sensor decides a dropped file is ready (or a producer hands one in), its bytes are
+staged here at once, and the run it starts names them by their hash. The run fetches exactly those
+bytes, from any machine, into a local cache file, and the import refuses bytes whose hash differs:
+a file rewritten in the inbox after the decision cannot change what is imported, and what was
+validated is what is imported.
+
+Chunks of 4 MiB (table ``staged_bundle_chunks``, migration 0008), so a 1 GiB bundle is never one
+value in memory on either side. Staging the same content twice stores it once.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
-from musingly_pipeline.contracts.bundle import ENTITY_KINDS
+from musingly_pipeline.storage.database import connect
+from musingly_pipeline.storage.migrations import ensure_migrated
 
-_CHUNK = 1 << 20
+CHUNK_BYTES = 4 << 20
+_READ = 1 << 20
+
+
+class StagingError(Exception):
+    """A staged bundle is missing or its bytes do not match their hash; the message says what to do."""
 
 
 @dataclass(frozen=True)
 class StagedBundle:
-    """One staged bundle file: where it came from, the immutable copy, its size and hash."""
+    """One staged bundle: its sha256, its size in bytes, and where it came from."""
 
-    source: str
-    path: str
     sha256: str
     size: int
+    source: str | None = None
 
 
-def stage_bundle(source: Path, staging: Path) -> StagedBundle:
-    """Copy ``source`` to ``staging/<sha256>.json`` (atomically, once per content) and describe it."""
-    staging.mkdir(parents=True, exist_ok=True)
+def file_sha256(path: Path) -> tuple[str, int]:
+    """(sha256, size) of a file, read in 1 MiB pieces."""
     digest = hashlib.sha256()
-    tmp = staging / f".{os.getpid()}-{source.name}.part"
     size = 0
-    with source.open("rb") as src, tmp.open("wb") as dst:
-        while chunk := src.read(_CHUNK):
-            digest.update(chunk)
-            dst.write(chunk)
-            size += len(chunk)
-    sha = digest.hexdigest()
-    final = staging / f"{sha}.json"
-    if final.exists():
-        tmp.unlink()
-    else:
-        tmp.replace(final)
-    return StagedBundle(source=str(source), path=str(final), sha256=sha, size=size)
+    with path.open("rb") as f:
+        while piece := f.read(_READ):
+            digest.update(piece)
+            size += len(piece)
+    return digest.hexdigest(), size
 
 
-def entity_counts(path: str | Path) -> dict[str, int] | None:
-    """Entities per type as the file states them, before validation; ``None`` if it is not a JSON object."""
-    try:
-        with open(path, "rb") as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict):
-        return None
-    return {kind: len(data[kind]) if isinstance(data.get(kind), list) else 0 for kind in ENTITY_KINDS}
+def staged(url: str, sha256: str) -> StagedBundle | None:
+    """The staged bundle with this hash, or ``None``."""
+    ensure_migrated(url)
+    with connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT size, source FROM staged_bundles WHERE sha256 = %s", (sha256,)).fetchone()
+    return None if row is None else StagedBundle(sha256, row[0], row[1])
+
+
+def stage_file(url: str, path: Path, *, source: str | None = None, sha256: str | None = None) -> StagedBundle:
+    """Stage the bytes of ``path``; returns what was staged (once per content).
+
+    ``sha256``: the hash the caller already computed for the file (the inbox scan does): when that
+    content is staged already, the file is not read again. Otherwise the file is read once, hashed
+    as it is written; if it changed meanwhile, what is staged is what was read, under its own hash.
+    """
+    if sha256 is not None:
+        known = staged(url, sha256)
+        if known is not None:
+            return known
+    with path.open("rb") as stream:
+        return stage_stream(url, stream, source=source or path.name)
+
+
+def stage_stream(url: str, stream: BinaryIO, *, source: str | None = None) -> StagedBundle:
+    """Stage everything ``stream`` yields, in one transaction; returns what was staged."""
+    ensure_migrated(url)
+    upload = uuid.uuid4()
+    digest = hashlib.sha256()
+    size = chunks = 0
+    with connect(url) as conn:
+        with conn.cursor() as cur:
+            with cur.copy("COPY staged_bundle_chunks (upload_id, seq, data) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(["uuid", "int4", "bytea"])
+                while chunk := _read_chunk(stream):
+                    digest.update(chunk)
+                    copy.write_row((upload, chunks, chunk))
+                    size += len(chunk)
+                    chunks += 1
+            sha = digest.hexdigest()
+            inserted = cur.execute(
+                "INSERT INTO staged_bundles (sha256, upload_id, size, chunks, source) VALUES (%s, %s, %s, %s, %s) "
+                "ON CONFLICT (sha256) DO NOTHING RETURNING source", (sha, upload, size, chunks, source)).fetchone()
+        if inserted is None:  # already staged: keep the first copy, drop these chunks
+            conn.rollback()
+            return staged(url, sha) or StagedBundle(sha, size, source)
+    return StagedBundle(sha, size, source)
+
+
+def _read_chunk(stream: BinaryIO) -> bytes:
+    parts, wanted = [], CHUNK_BYTES
+    while wanted and (piece := stream.read(min(wanted, _READ))):
+        parts.append(piece)
+        wanted -= len(piece)
+    return b"".join(parts)
+
+
+def fetch_staged(url: str, sha256: str, cache_dir: Path) -> Path:
+    """A local file holding the staged bundle ``sha256``: ``cache_dir/<sha256>.json``.
+
+    Read from PostgreSQL on first use, hashed as it is written, and renamed into place only if the
+    hash matches; later calls on the same machine reuse the file.
+    """
+    final = cache_dir / f"{sha256}.json"
+    if final.is_file():
+        return final
+    ensure_migrated(url)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cache_dir / f".{sha256}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part"
+    digest = hashlib.sha256()
+    with connect(url) as conn:
+        row = conn.execute("SELECT upload_id, size, chunks FROM staged_bundles WHERE sha256 = %s", (sha256,)).fetchone()
+        if row is None:
+            raise StagingError(f"no staged bundle has sha256 {sha256}; it was never staged here or was cleaned up: "
+                               "drop the file into the inbox again")
+        upload, size, expected_chunks = row
+        written = seen = 0
+        try:
+            with tmp.open("wb") as out, conn.cursor() as cur:
+                with cur.copy("COPY (SELECT data FROM staged_bundle_chunks WHERE upload_id = %s ORDER BY seq) "
+                              "TO STDOUT (FORMAT BINARY)", (upload,)) as copy:
+                    copy.set_types(["bytea"])
+                    for (chunk,) in copy.rows():
+                        digest.update(chunk)
+                        out.write(chunk)
+                        written += len(chunk)
+                        seen += 1
+            if seen != expected_chunks or written != size or digest.hexdigest() != sha256:
+                raise StagingError(
+                    f"staged bundle {sha256} is damaged: read {written} bytes in {seen} chunks hashing to "
+                    f"{digest.hexdigest()}, expected {size} bytes in {expected_chunks}; drop the file again")
+            tmp.replace(final)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return final

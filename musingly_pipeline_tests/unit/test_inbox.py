@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from pathlib import Path
@@ -72,15 +73,78 @@ def test_missing_inbox_is_empty(tmp_path):
     assert scan_inbox(tmp_path / "nope", None).ready == []
 
 
-def test_thousands_of_unchanged_files_are_not_read(tmp_path, monkeypatch):
+def test_thousands_of_unchanged_files_are_not_read(tmp_path):
     for i in range(3000):
         (tmp_path / f"b{i}.json").write_text("{}")
     _, second = settle(tmp_path)
     assert len(second.ready) == 3000
-    from musingly_pipeline import inbox
-
-    def no_reads(path):
-        raise AssertionError(f"read {path}")
-
-    monkeypatch.setattr(inbox, "_sha256", no_reads)
+    # New bytes behind an unchanged size and modification time: a scan that read the files would
+    # hand them out again; one that only stats them does not.
+    for i in range(3000):
+        path = tmp_path / f"b{i}.json"
+        stat = path.stat()
+        path.write_text("[]")
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert scan_inbox(tmp_path, second.state).ready == []
+
+
+def test_a_file_must_stay_unchanged_for_the_settle_time(tmp_path):
+    path = tmp_path / "a.json"
+    path.write_text('{"half": ')
+    first = scan_inbox(tmp_path, None, settle_seconds=10, now=1000.0)
+    # a writer pausing: the same size and mtime on the next tick, but not for 10 s yet
+    paused = scan_inbox(tmp_path, first.state, settle_seconds=10, now=1005.0)
+    assert paused.ready == [] and paused.waiting == ["a.json"]
+    path.write_text('{"half": "and the rest"}')
+    resumed = scan_inbox(tmp_path, paused.state, settle_seconds=10, now=1008.0)
+    assert resumed.ready == []
+    still = scan_inbox(tmp_path, resumed.state, settle_seconds=10, now=1012.0)
+    assert still.ready == []  # 4 s since the last change
+    done = scan_inbox(tmp_path, still.state, settle_seconds=10, now=1018.5)
+    assert [f.name for f in done.ready] == ["a.json"]
+    assert done.ready[0].sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_incremental_files_are_named_by_their_folder(tmp_path):
+    (tmp_path / "incremental").mkdir()
+    (tmp_path / "incremental" / "fix.json").write_text('{"v": 1}')
+    (tmp_path / "full.json").write_text('{"v": 2}')
+    _, second = settle(tmp_path)
+    ready = {f.name: f.incremental for f in second.ready}
+    assert ready == {"incremental/fix.json": True, "full.json": False}
+
+
+def test_ready_files_are_staged_and_a_file_changed_while_staged_waits(tmp_path):
+    path = tmp_path / "a.json"
+    path.write_text('{"v": 1}')
+    staged: list[tuple[str, str]] = []
+
+    def stage(p: Path, sha: str) -> str:
+        staged.append((p.name, sha))
+        return sha
+
+    first = scan_inbox(tmp_path, None, stage=stage)
+    second = scan_inbox(tmp_path, first.state, stage=stage)
+    assert [f.sha256 for f in second.ready] == [staged[0][1]] and len(staged) == 1
+
+    path.write_text('{"v": 2}')
+
+    def stage_while_rewritten(p: Path, sha: str) -> str:
+        p.write_text('{"v": 3, "still": "writing"}')  # the writer is back: what got staged differs
+        return "0" * 64
+
+    changed = scan_inbox(tmp_path, second.state)
+    raced = scan_inbox(tmp_path, changed.state, stage=stage_while_rewritten)
+    assert raced.ready == [] and raced.waiting == ["a.json"]
+    calm = scan_inbox(tmp_path, raced.state, stage=stage)
+    assert [f.name for f in calm.ready] == ["a.json"]
+    assert calm.ready[0].sha256 == hashlib.sha256(b'{"v": 3, "still": "writing"}').hexdigest()
+
+
+def test_a_link_loop_is_skipped_and_the_rest_goes_on(tmp_path):
+    (tmp_path / "loop.json").symlink_to(tmp_path / "loop.json")
+    (tmp_path / "dangling.json").symlink_to(tmp_path / "nowhere.json")
+    (tmp_path / "good.json").write_text("{}")
+    _, second = settle(tmp_path)
+    assert [f.name for f in second.ready] == ["good.json"]
+    assert set(second.skipped) == {"loop.json", "dangling.json"}
