@@ -7,6 +7,7 @@ import sys
 
 from musingly_pipeline.cli.common import CommandError, add_command
 from musingly_pipeline.cli.dagster_cmd import dagster_environment
+from musingly_pipeline import settings
 from musingly_pipeline.storage.database import PROJECT_ROOT
 
 # The complete example: v2.2.0 contains the guide's v2.1.0 content, so importing it onto either
@@ -44,12 +45,13 @@ def _pipeline(args) -> int:
             run_config={"ops": {"promoted_snapshot": {"config": {"promote": not args.no_promote}}}, **QUIET},
         )
         checks = _checks(result, "import_bundle")
-        draft = result.output_for_node("draft_snapshot")
+        (draft,) = [e.materialization.metadata for e in result.get_asset_materialization_events()
+                    if e.asset_key.to_user_string() == "draft_snapshot"]
         state = "promoted to current" if not args.no_promote else "ready draft"
-        print(f"bundle {MAIN_BUNDLE}: snapshot {draft.snapshot_id} ({draft.version_label}) {state}"
-              f"{', reused' if draft.reused else ''}; checks passed: {sum(checks.values())}/{len(checks)}; "
-              f"run {result.run_id}")
-        print("  " + ", ".join(f"{n} {k}" for k, n in draft.entity_counts.items()))
+        print(f"bundle {MAIN_BUNDLE}: snapshot {draft['snapshot_id'].value} ({draft['version_label'].value}) {state}"
+              f"{', reused' if draft['reused_existing_snapshot'].value else ''}; "
+              f"checks passed: {sum(checks.values())}/{len(checks)}; run {result.run_id}")
+        print("  " + ", ".join(f"{v.value} {k[len('rows_'):]}" for k, v in draft.items() if k.startswith("rows_")))
 
         seeds = defs.resolve_job_def("import_seed_units").execute_in_process(instance=instance, raise_on_error=False,
                                                                            run_config=QUIET)
@@ -77,7 +79,7 @@ def _checks(result, job: str) -> dict[str, bool]:
 
 def _signal_days() -> list[str]:
     """The UTC days that have incoming signal files (`YYYY-MM-DD*.jsonl`)."""
-    incoming = PROJECT_ROOT / "data" / "signals" / "incoming"
+    incoming = settings.signal_incoming_dir()
     return sorted({p.name[:10] for p in incoming.glob("[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*.jsonl")})
 
 

@@ -3,6 +3,10 @@
 Each lifecycle step is one signal from source ``bundle.pipeline`` with payload type
 ``SnapshotLifecycle``; its id is derived from (event, snapshot, time), so recording a step twice
 stores it once. ``rolled_back`` names the snapshot that is current *after* the rollback.
+
+The snapshot store's own functions (import, promote, rollback) record these steps, so every face
+(the CLI, Dagster, Python) leaves the same trail, in the store that ``MUSINGLY_SIGNAL_STORE`` names
+(default ``<data>/signals``) unless the caller passes another.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from musingly_pipeline import settings
 from musingly_pipeline.signals.checkpoints import ensure_utc, format_timestamp
 from musingly_pipeline.signals.envelopes import EntityRef, SignalEnvelope
 from musingly_pipeline.signals.store import EPOCH, EventStore, WriteResult
@@ -33,6 +38,13 @@ class CurrentSnapshot:
 
 def snapshot_ref(snapshot_id: str | int) -> EntityRef:
     return EntityRef(ref_type="snapshot", value=str(snapshot_id), platform="musingly")
+
+
+def configured_store() -> EventStore:
+    """The signal store the deployment names (``MUSINGLY_SIGNAL_STORE``, default ``<data>/signals``)."""
+    from musingly_pipeline.signals import open_store
+
+    return open_store(settings.signal_store_location())
 
 
 def record_snapshot_event(store: EventStore, event: str, snapshot_id: str | int, import_id: str | int | None,

@@ -22,6 +22,10 @@ An import runs as:
    its log row deleted, so it leaves nothing, as if it had been checked before (it raises
    :class:`BundleInvalid` with the full report).
 4. With ``promote=True``, ``promote_import`` in its own transaction.
+5. The lifecycle signals (``import_started``, ``snapshot_ready``, and ``promoted`` when promoted)
+   are written to the signal store; :func:`promote` and :func:`rollback` write theirs too, so
+   ``signals.lifecycle.current_snapshot_at`` is right whichever face made the change. They are
+   written after the commit: if that fails, the error says that the change itself was made.
 """
 
 from __future__ import annotations
@@ -33,8 +37,8 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor, wait
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg
@@ -42,6 +46,8 @@ from psycopg.rows import dict_row
 
 from musingly_pipeline.contracts.bundle import ENTITY_KINDS, ImportBundle
 from musingly_pipeline.gcpause import gc_paused
+from musingly_pipeline.signals.lifecycle import configured_store, record_snapshot_event
+from musingly_pipeline.signals.store import EventStore
 from musingly_pipeline.storage.content_hash import content_hash
 from musingly_pipeline.storage.database import connect, database_url
 from musingly_pipeline.storage.loader import TABLES, Progress, load_bundle, load_merged_bundle
@@ -61,18 +67,33 @@ _HASH_LOCK_NAMESPACE = 1836413803
 _REFUSALS = {"P0001", "P0002", "23514", "55000", "22023", "23505"}
 
 
-class BundleInvalid(Exception):
-    """The bundle (or the merged result) breaks a rule; ``report`` lists every issue."""
+@dataclass(frozen=True)
+class SourceFile:
+    """The bytes an import read: their sha256 (``None`` when the file could not be read), size, and
+    the entities per kind the file states (empty when it did not parse)."""
 
-    def __init__(self, report: ValidationReport):
+    sha256: str | None
+    size: int
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+class BundleInvalid(Exception):
+    """The bundle (or the merged result) breaks a rule; ``report`` lists every issue. ``source``:
+    the file's sha256 and size, when the bundle came from a file."""
+
+    def __init__(self, report: ValidationReport, source: SourceFile | None = None):
         errors = report.errors
         first = f": {errors[0]}" if errors else ""
         super().__init__(f"{report.file} is invalid ({len(errors)} error(s)){first}")
         self.report = report
+        self.source = source
 
 
 class ImportRefused(Exception):
-    """The import was refused before loading (a shrink, a merge with nothing to merge onto ...)."""
+    """The import was refused before loading (a shrink, a merge with nothing to merge onto ...).
+    ``source``: the file's sha256 and size, when it was read before the refusal."""
+
+    source: SourceFile | None = None
 
 
 class SnapshotError(Exception):
@@ -170,6 +191,8 @@ class ImportResult:
     source_file: str | None = None
     seconds: float = 0.0
     warnings: tuple[Issue, ...] = field(default_factory=tuple)
+    parent_id: uuid.UUID | None = None  # the snapshot that was current when the import started
+    source: SourceFile | None = None  # the file's sha256 and size, when imported from a file
 
     def to_dict(self) -> dict:
         return {
@@ -177,6 +200,8 @@ class ImportResult:
             "version_label": self.version_label, "status": self.status,
             "entity_counts": dict(self.entity_counts), "reused": self.reused, "merged": self.merged,
             "content_hash": self.content_hash, "source_file": self.source_file,
+            "source_sha256": self.source.sha256 if self.source else None,
+            "parent_id": str(self.parent_id) if self.parent_id else None,
             "seconds": round(self.seconds, 3), "warnings": [w.to_dict() for w in self.warnings],
         }
 
@@ -269,30 +294,61 @@ def import_stats(url: str | None = None, days: int = 30) -> ImportStats:
     return ImportStats(days=days, avg_duration_seconds=None if avg is None else float(avg), **row)
 
 
-def promote(url: str | None = None, import_id: uuid.UUID | str | None = None, *, latest: bool = False) -> SnapshotInfo:
-    """Promote an import's ready snapshot to current (``latest``: the newest ready import's)."""
+def promote(url: str | None = None, import_id: uuid.UUID | str | None = None, *, latest: bool = False,
+            signals: EventStore | None = None) -> SnapshotInfo:
+    """Promote an import's ready snapshot to current (``latest``: the newest ready import's) and
+    record the ``promoted`` lifecycle signal (in ``signals``, default the configured store)."""
+    if import_id is not None and latest:
+        raise SnapshotError("name the import to promote or ask for the latest, not both")
     with session(url) as conn:
         if import_id is None:
             if not latest:
-                raise SnapshotError("name the import to promote (an IMPORT_ID from `musingly imports`) or use --latest")
+                raise SnapshotError("name the import to promote (an import id from `musingly imports`), "
+                                    "or ask for the latest ready one (--latest; `latest: true` in Dagster)")
             row = conn.execute(
                 "SELECT l.id FROM import_logs l JOIN snapshots s ON s.id = l.snapshot_id "
                 "WHERE l.status = 'ready' AND s.status = 'ready' ORDER BY l.started_at DESC LIMIT 1").fetchone()
             if row is None:
                 raise SnapshotError("no ready import to promote; import a bundle first (`musingly import FILE`)")
             import_id = row[0]
+        import_id = _uuid(import_id, "import id")
         with _refusals(), conn.transaction():
-            snapshot_id = conn.execute("SELECT promote_import(%s)", (_uuid(import_id, "import id"),)).fetchone()[0]
-        return _snapshot(conn, snapshot_id)
+            snapshot_id = conn.execute("SELECT promote_import(%s)", (import_id,)).fetchone()[0]
+        info = _snapshot(conn, snapshot_id)
+    _record_lifecycle(signals, [("promoted", info.promoted_at)], info.id, import_id, info.version_label,
+                      done=f"snapshot {info.id} ({info.version_label}) is current")
+    return info
 
 
-def rollback(url: str | None = None, import_id: uuid.UUID | str | None = None) -> SnapshotInfo:
-    """Make the snapshot the current one replaced current again; returns it."""
+def rollback(url: str | None = None, import_id: uuid.UUID | str | None = None, *,
+             signals: EventStore | None = None) -> SnapshotInfo:
+    """Make the snapshot the current one replaced current again; returns it. Records the
+    ``rolled_back`` lifecycle signal (in ``signals``, default the configured store)."""
     with session(url) as conn:
         key = None if import_id is None else _uuid(import_id, "import id")
         with _refusals(), conn.transaction():
             snapshot_id = conn.execute("SELECT rollback_import(%s)", (key,)).fetchone()[0]
-        return _snapshot(conn, snapshot_id)
+        info = _snapshot(conn, snapshot_id)
+    _record_lifecycle(signals, [("rolled_back", datetime.now(timezone.utc))], info.id, key, info.version_label,
+                      done=f"rolled back: snapshot {info.id} ({info.version_label}) is current")
+    return info
+
+
+def _record_lifecycle(signals: EventStore | None, events: list[tuple[str, datetime]], snapshot_id: uuid.UUID,
+                      import_id: uuid.UUID | None, version_label: str, *, done: str) -> None:
+    """Write lifecycle signals after the change they describe was committed; a failure says so."""
+    store = signals
+    try:
+        if store is None:
+            store = configured_store()
+        for event, at in events:
+            record_snapshot_event(store, event, snapshot_id, import_id, version_label, at)
+    except Exception as exc:
+        raise SnapshotError(f"{done}, but its lifecycle signal could not be written ({type(exc).__name__}: {exc}); "
+                            "`current_snapshot_at` will miss this step until it is recorded") from exc
+    finally:
+        if signals is None and store is not None:
+            store.close()
 
 
 def delete_draft(url: str | None, snapshot_id: uuid.UUID | str) -> None:
@@ -338,24 +394,38 @@ def export_bundle(url: str | None, snapshot_id: uuid.UUID | str) -> ImportBundle
 # Import
 
 
-def import_bundle_file(url: str | None, path: str | Path, **options) -> ImportResult:
+def import_bundle_file(url: str | None, path: str | Path, *, expect_sha256: str | None = None,
+                       **options) -> ImportResult:
     """Validate the file (every rule) and import it; see :func:`import_bundle` for the options.
 
-    Raises :class:`BundleInvalid` with the report when the file breaks a rule. A file that does not
-    parse against the contracts never reaches the database; the integrity rules of a full import run
-    while the rows load (see :func:`import_bundle`). A ``merge`` checks the file with every rule
-    first, then the merged content.
+    The file is read once. Raises :class:`BundleInvalid` with the report when the file breaks a
+    rule. A file that does not parse against the contracts never reaches the database; the
+    integrity rules of a full import run while the rows load (see :func:`import_bundle`). A
+    ``merge`` checks the file with every rule first, then the merged content. ``expect_sha256``:
+    the import is refused unless the bytes read have this sha256 (a staged bundle named by its
+    hash). The result and both exceptions carry the file's sha256 and size (``source``).
     """
     options.setdefault("source_file", str(path))
-    if options.get("merge"):  # the patch itself is checked first, then the merged content
-        checked = validate_bundle_file(path)
-        if not checked.valid:
-            raise BundleInvalid(checked.report)
-        return import_bundle(url, checked.bundle, validated=True, warnings=tuple(checked.report.warnings), **options)
-    checked = read_bundle(path)
+    merge = options.get("merge")
+    checked = validate_bundle_file(path) if merge else read_bundle(path)
+    source = SourceFile(checked.sha256, checked.size, dict(checked.report.counts))
+    if expect_sha256 is not None and checked.sha256 is not None and checked.sha256 != expect_sha256:
+        refused = ImportRefused(f"{path} has sha256 {checked.sha256}, not the {expect_sha256} it was staged as; "
+                                "nothing was imported: drop the file again")
+        refused.source = source
+        raise refused
     if not checked.valid:
-        raise BundleInvalid(checked.report)
-    return import_bundle(url, checked.bundle, _report=checked.report, **options)
+        raise BundleInvalid(checked.report, source)
+    try:
+        if merge:  # the patch itself was checked first; the merged content is checked next
+            result = import_bundle(url, checked.bundle, validated=True, warnings=tuple(checked.report.warnings),
+                                   **options)
+        else:
+            result = import_bundle(url, checked.bundle, _report=checked.report, **options)
+    except (BundleInvalid, ImportRefused) as exc:
+        exc.source = source
+        raise
+    return replace(result, source=source)
 
 
 @gc_paused()  # hashing and COPY rows make ~1M short-lived tuples; see gcpause
@@ -373,9 +443,11 @@ def import_bundle(
     validated: bool = False,
     warnings: tuple[Issue, ...] = (),
     created_by: str | None = None,
+    signals: EventStore | None = None,
     _report: ValidationReport | None = None,
 ) -> ImportResult:
-    """Import ``bundle`` as a new ready snapshot (and promote it with ``promote``).
+    """Import ``bundle`` as a new ready snapshot (and promote it with ``promote``), and record its
+    lifecycle signals in ``signals`` (default: the configured signal store).
 
     * ``merge``: the new snapshot is the current one with the bundle's rows replacing or adding by
       slug, minus ``remove`` (``"sparks:old-slug"``, ``"spark_links:a->b"``); the merged content is
@@ -390,15 +462,18 @@ def import_bundle(
       import's log row and raises :class:`BundleInvalid`, so the bundle leaves nothing behind.
     """
     started = time.perf_counter()
+    started_at = datetime.now(timezone.utc)
     check: ValidationReport | None = None  # the report the integrity rules still have to fill in
     removals = [r if isinstance(r, tuple) else _parse_removal(r) for r in remove]
     if removals and not merge:
-        raise ImportRefused("removing rows only makes sense with --merge (a full import replaces everything)")
+        raise ImportRefused("removing rows only makes sense when merging (--merge; `merge: true` in Dagster): "
+                            "a full import replaces everything")
     with session(url) as conn:
         current = _current(conn)
         if merge:
             if current is None:
-                raise ImportRefused("there is no current snapshot to merge onto; import a full bundle first (without --merge)")
+                raise ImportRefused("there is no current snapshot to merge onto; import and promote a full bundle "
+                                    "first (an incremental bundle only adds to or replaces rows of the current one)")
             if progress:
                 progress("reading current snapshot", 0, 0)
             with conn.transaction():
@@ -419,10 +494,16 @@ def import_bundle(
                 check = _report or ValidationReport(file=source_file or bundle.version_label, counts=bundle.counts())
             if current is not None and not allow_shrink:
                 _refuse_shrink(current, bundle)
-        return _import(conn, bundle, current, started=started, source_file=source_file,
-                       promote=promote, merged=merge, force=force, progress=progress,
-                       warnings=warnings, created_by=created_by,
-                       merge_source=(base, patch) if merge else None, check=check)
+        result = _import(conn, bundle, current, started=started, source_file=source_file,
+                         promote=promote, merged=merge, force=force, progress=progress,
+                         warnings=warnings, created_by=created_by,
+                         merge_source=(base, patch) if merge else None, check=check)
+    events = [("import_started", started_at), ("snapshot_ready", datetime.now(timezone.utc))]
+    if result.status == "promoted":
+        events.append(("promoted", datetime.now(timezone.utc)))
+    _record_lifecycle(signals, events, result.snapshot_id, result.import_id, result.version_label,
+                      done=f"import {result.import_id} is {result.status} (snapshot {result.snapshot_id})")
+    return result
 
 
 def _parse_removal(text: str) -> tuple[str, str]:
@@ -439,7 +520,9 @@ def _refuse_shrink(current: SnapshotInfo, bundle: ImportBundle) -> None:
         raise ImportRefused(
             f"this bundle has {after} spark(s) but the current snapshot {current.version_label} has {before}: "
             f"a full import would remove {before - after} of them (more than half). If it is an incremental "
-            "bundle, import it with --merge; to replace the content anyway, use --allow-shrink")
+            "bundle, merge it onto the current snapshot (`musingly import --merge`; in Dagster, drop it into "
+            "inbox/incremental/ or launch import_bundle with `merge: true`); to replace the content anyway, "
+            "allow the shrink (`--allow-shrink`; `allow_shrink: true` in Dagster)")
 
 
 def _import(conn: psycopg.Connection, bundle: ImportBundle, current: SnapshotInfo | None, *,
@@ -503,7 +586,8 @@ def _import(conn: psycopg.Connection, bundle: ImportBundle, current: SnapshotInf
     return ImportResult(
         import_id=import_id, snapshot_id=snapshot_id, version_label=bundle.version_label, status=status,
         entity_counts=_in_kind_order(counts), reused=existing is not None, content_hash=digest, merged=merged,
-        source_file=source_file, seconds=time.perf_counter() - started, warnings=warnings)
+        source_file=source_file, seconds=time.perf_counter() - started, warnings=warnings,
+        parent_id=current.id if current else None)
 
 
 class _LoadStopped(Exception):

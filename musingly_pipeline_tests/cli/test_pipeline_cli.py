@@ -19,7 +19,9 @@ def test_main_job_imports_promotes_and_is_idempotent(tmp_path, make_database):
     home = tmp_path / "home"
     home.mkdir()
     shutil.copy(ROOT / "dagster.yaml", home)
-    env = dict(os.environ, MUSINGLY_DATABASE_URL=url, DAGSTER_HOME=str(home),
+    data = tmp_path / "data"  # the example signal days, in a data folder of this test's own
+    shutil.copytree(ROOT / "data" / "signals" / "incoming", data / "signals" / "incoming")
+    env = dict(os.environ, MUSINGLY_DATABASE_URL=url, DAGSTER_HOME=str(home), MUSINGLY_DATA_DIR=str(data),
                MUSINGLY_DAGSTER_STORAGE_URL=sqlalchemy_url(make_database()))
 
     def run():
@@ -35,6 +37,7 @@ def test_main_job_imports_promotes_and_is_idempotent(tmp_path, make_database):
     assert first.stdout.count("checks passed: 3/3") == 3
     current = snapshots.current_snapshot(url)
     assert current.version_label == "v2.2.0" and current.entity_counts["sparks"] == 23
+    assert len(list((data / "signals" / "store" / "signals").glob("2026-02-0*.jsonl"))) == 3
 
     second = run()
     assert second.returncode == 0, second.stderr[-3000:]

@@ -243,6 +243,48 @@ def test_diff_defaults_to_current_against_newest_ready(url):
     assert diff.to_dict()["summary"]["sparks"] == {"added": 0, "removed": 1, "changed": 0}
 
 
+def test_diff_names_changed_fields_and_without_a_ready_snapshot_shows_the_last_promotion(url):
+    first = store.import_bundle_file(url, EXAMPLE, promote=True)
+    diff = diff_snapshots(url)  # nothing ready: what the first promotion did, from nothing
+    assert diff.from_snapshot is None and diff.to_snapshot.id == first.snapshot_id
+    assert diff.summary()["sparks"] == {"added": 4, "removed": 0, "changed": 0}
+    data = example_data()
+    data["version_label"] = "v3"
+    data["sparks"][0]["summary"] = "changed"
+    data["sparks"][0]["estimated_minutes"] = 42
+    data["domains"][0]["name"] = "Renamed"
+    second = store.import_bundle(url, parse(data), promote=True)
+    diff = diff_snapshots(url)
+    assert (diff.from_snapshot.id, diff.to_snapshot.id) == (first.snapshot_id, second.snapshot_id)
+    spark = data["sparks"][0]["slug"]
+    assert diff.kinds["sparks"].changed == (spark,)
+    assert diff.kinds["sparks"].fields == {spark: ("summary", "estimated_minutes")}
+    assert diff.kinds["domains"].fields == {data["domains"][0]["slug"]: ("name",)}
+    assert diff.to_dict()["changes"]["sparks"]["changed_fields"] == {spark: ["summary", "estimated_minutes"]}
+    store.cleanup(url, 1)  # the snapshot the current one replaced is gone: say so, do not diff from nothing
+    with pytest.raises(store.SnapshotError, match="records no snapshot it replaced"):
+        diff_snapshots(url)
+
+
+def test_import_promote_and_rollback_record_lifecycle_signals(url, tmp_path):
+    from datetime import datetime, timezone
+
+    from musingly_pipeline.signals import FileSystemStore
+    from musingly_pipeline.signals.lifecycle import current_snapshot_at
+    from musingly_pipeline.signals.store import EPOCH
+
+    signals = FileSystemStore(tmp_path / "signals")
+    first = store.import_bundle_file(url, EXAMPLE, promote=True, signals=signals)
+    second = store.import_bundle(url, variant("v2", "changed"), signals=signals)
+    store.promote(url, second.import_id, signals=signals)
+    events = [s.payload["event"] for s in signals.iter_signals(EPOCH, datetime.now(timezone.utc))]
+    assert events == ["import_started", "snapshot_ready", "promoted", "import_started", "snapshot_ready", "promoted"]
+    assert current_snapshot_at(signals, datetime.now(timezone.utc)).snapshot_id == str(second.snapshot_id)
+    store.rollback(url, signals=signals)
+    now = current_snapshot_at(signals, datetime.now(timezone.utc))
+    assert (now.snapshot_id, now.event) == (str(first.snapshot_id), "rolled_back")
+
+
 def test_current_views_serve_the_current_snapshot(url):
     from musingly_pipeline.storage.database import connect
 

@@ -1,71 +1,76 @@
-"""Jobs with typed config, so import, promote, rollback and cleanup are buttons in the launchpad."""
+"""Jobs with typed config, so import, promote, rollback and cleanup are buttons in the launchpad.
 
-
-from datetime import datetime, timezone
+Each op calls one function of ``storage.snapshots``, which checks its arguments, makes the change
+and records its lifecycle signal, exactly as the ``musingly`` command does.
+"""
 
 import dagster as dg
+from pydantic import Field
 
-from musingly_pipeline.defs.bundles.assets import record_lifecycle
 from musingly_pipeline.defs.resources import PostgresResource
 from musingly_pipeline.defs.signals.resources import SignalStoreResource
-from musingly_pipeline.signals.lifecycle import record_snapshot_event
 from musingly_pipeline.storage import snapshots
 
 import_bundle_job = dg.define_asset_job(
     "import_bundle",
     selection=dg.AssetSelection.groups("bundles"),
-    description="Stage, validate and import one bundle file as a draft snapshot "
-    "(promoted only with promoted_snapshot config promote: true).",
+    description="Stage, validate and import one bundle file as a draft snapshot (config of step "
+    "bundle_import: merge, remove, allow_shrink, force); promoted only with promoted_snapshot's config "
+    "promote: true.",
 )
 
 
 class PromoteSnapshotConfig(dg.Config):
     """Promote the draft of this import, or the newest ready draft when `latest` is true."""
 
-    import_id: str | None = None
-    latest: bool = False
+    import_id: str | None = Field(None, description="An import id (from `musingly imports` or a draft's metadata).")
+    latest: bool = Field(False, description="Promote the newest ready draft instead.")
 
 
 class RollbackConfig(dg.Config):
     """Roll back to the snapshot before the current one (or before this import's snapshot)."""
 
-    import_id: str | None = None
+    import_id: str | None = Field(None, description="Refuse unless this import's snapshot is the current one.")
 
 
 class CleanupConfig(dg.Config):
-    """Archive old snapshots, keeping the `keep` most recent."""
+    """Delete archived snapshots beyond the `keep` most recently published."""
 
-    keep: int = 5
+    keep: int = Field(5, description="How many published snapshots to keep (the current one counts).")
 
 
 def _snapshot_metadata(info) -> dict:
     return {"snapshot_id": str(info.id), "version_label": info.version_label, "status": info.status}
 
 
+def _refused(call):
+    """A refusal of the snapshot store as the run's failure, its message first."""
+    try:
+        return call()
+    except (snapshots.SnapshotError, snapshots.ImportRefused) as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
+
+
 @dg.op
 def promote_op(config: PromoteSnapshotConfig, postgres: PostgresResource,
                signal_store: SignalStoreResource) -> dg.Output[str]:
-    if not config.import_id and not config.latest:
-        raise dg.Failure(description="give import_id, or latest: true to promote the newest ready draft")
-    info = snapshots.promote(postgres.get_url(), config.import_id, latest=config.latest)
-    record_lifecycle(signal_store, "promoted", info, config.import_id)
+    with signal_store.open() as store:
+        info = _refused(lambda: snapshots.promote(postgres.get_url(), config.import_id, latest=config.latest,
+                                                  signals=store))
     return dg.Output(str(info.id), metadata=_snapshot_metadata(info))
 
 
 @dg.op
 def rollback_op(config: RollbackConfig, postgres: PostgresResource,
                 signal_store: SignalStoreResource) -> dg.Output[str]:
-    info = snapshots.rollback(postgres.get_url(), config.import_id)
-    record_snapshot_event(signal_store.open(), "rolled_back", info.id, config.import_id, info.version_label,
-                          datetime.now(timezone.utc))
+    with signal_store.open() as store:
+        info = _refused(lambda: snapshots.rollback(postgres.get_url(), config.import_id, signals=store))
     return dg.Output(str(info.id), metadata=_snapshot_metadata(info))
 
 
 @dg.op
 def cleanup_op(config: CleanupConfig, postgres: PostgresResource) -> dg.Output[int]:
-    if config.keep < 1:
-        raise dg.Failure(description="keep must be at least 1: the current snapshot is always kept")
-    removed = snapshots.cleanup(postgres.get_url(), config.keep)
+    removed = _refused(lambda: snapshots.cleanup(postgres.get_url(), config.keep))
     return dg.Output(int(removed or 0), metadata={"kept": config.keep, "removed": int(removed or 0)})
 
 
@@ -79,7 +84,7 @@ def rollback_snapshot():
     rollback_op()
 
 
-@dg.job(description="Archive and delete old snapshots, keeping the N most recent.")
+@dg.job(description="Delete archived snapshots beyond the N most recently published.")
 def cleanup_snapshots():
     cleanup_op()
 
