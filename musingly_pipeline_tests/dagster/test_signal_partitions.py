@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -46,17 +46,37 @@ def test_one_day_ingests_the_example_files_and_writes_a_digest(tmp_path):
     assert again.asset_materializations_for_node("signal_partitions")[0].metadata["signals_written"].value == 0
 
 
-def test_a_range_runs_as_one_run_and_checks_catch_a_corrupt_day(tmp_path):
+def test_a_range_runs_as_one_run_and_every_day_reports_its_own_numbers(tmp_path):
     incoming = _incoming(tmp_path)
     days = sorted({p.name[:10] for p in incoming.glob("*.jsonl")})
+    before = (date.fromisoformat(days[0]) - timedelta(days=1)).isoformat()  # a day with no incoming file
     # the tags a range backfill (UI or `dagster asset materialize --partition-range`) puts on its single run
-    result = _materialize(tmp_path, incoming, tags={"dagster/asset_partition_range_start": days[0],
+    result = _materialize(tmp_path, incoming, tags={"dagster/asset_partition_range_start": before,
                                                     "dagster/asset_partition_range_end": days[-1]})
-    assert result.asset_materializations_for_node("signal_partitions")[0].metadata["days"].value == 3
     assert result.success
     store = FileSystemStore(tmp_path / "ws")
     assert [d.isoformat() for d in store.days()] == days
     assert all(store.read_daily_digest_snapshot(d) for d in days)
+    events = {e.partition: {k: v.value for k, v in e.metadata.items()}
+              for e in result.asset_materializations_for_node("signal_partitions")}
+    assert set(events) == {before, *days}
+    for day in days:
+        stored = len(store.read_partition("signal", date.fromisoformat(day)).envelopes)
+        lines = sum(1 for p in incoming.glob(f"{day}*.jsonl") for line in p.read_text().splitlines() if line.strip())
+        assert events[day]["signals_written"] == stored > 0 and events[day]["lines_read"] == lines
+        assert events[day]["incoming_files"] == len(list(incoming.glob(f"{day}*.jsonl")))
+    assert events[before]["incoming_files"] == 0 and events[before]["signals_written"] == 0
+    assert events[before]["status"] == "nothing to ingest: no incoming file for this day"
+    # one evaluation of each check per day, recorded for that day's partition
+    evaluations = {(e.check_name, e.partition) for e in result.get_asset_check_evaluations() if e.partition}
+    assert evaluations == {(c, d) for c in ("no_duplicate_ids", "timestamps_inside_day", "no_unreadable_lines")
+                           for d in (before, *days)}
+
+
+def test_checks_catch_a_corrupt_day(tmp_path):
+    incoming = _incoming(tmp_path)
+    assert _materialize(tmp_path, incoming, partition_key=DAY.date().isoformat()).success
+    store = FileSystemStore(tmp_path / "ws")
     # a foreign writer leaves a duplicate, an off-day timestamp and a torn line in one day's partition
     path = store.partition_path("signal", DAY.date())
     with open(path, "a") as handle:

@@ -1,8 +1,10 @@
 """``signal_partitions``: one UTC day of raw signal files ingested into the store, plus its digest.
 
-One partition is one day: its rows are the signals of ``data/signals/incoming/YYYY-MM-DD*.jsonl``
+One partition is one day: its rows are the signals of ``<data>/signals/incoming/YYYY-MM-DD*.jsonl``
 stored in ``store/signals/YYYY-MM-DD.jsonl`` (or the day's PostgreSQL partition). Re-materialising a
-day writes nothing new. A range backfill runs as one run (``BackfillPolicy.single_run``).
+day writes nothing new. A range backfill runs as one run (``BackfillPolicy.single_run``); every day of
+it still reports its own numbers (a day without incoming files says so), and each check records one
+result per day.
 """
 
 import warnings
@@ -12,7 +14,7 @@ import dagster as dg
 
 from musingly_pipeline.defs.signals.partitions import signal_days
 from musingly_pipeline.defs.signals.resources import SignalStoreResource
-from musingly_pipeline.signals.ingest import day_digest, ingest_day, partition_health
+from musingly_pipeline.signals.ingest import PartitionHealth, ingest_and_digest, partition_health
 from musingly_pipeline.validation.report import markdown_table
 
 # backfill_policy is beta and partitioned checks are preview in Dagster 1.13; both are what the issue asks
@@ -28,51 +30,72 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning, message=".*partiti
     kinds={"python"},
 )
 def signal_partitions(context: dg.AssetExecutionContext, signal_store: SignalStoreResource) -> dg.MaterializeResult:
-    """Ingest each day of the run's partition range and write that day's digest snapshot."""
-    days = [date.fromisoformat(key) for key in context.partition_keys]
-    totals = {"lines": 0, "written": 0, "duplicates": 0, "rejected": 0}
-    rejected = []
-    per_day = []
+    """The signals of each day of the run's partition range, ingested, and that day's digest
+    snapshot. Each day's materialization carries that day's numbers."""
+    keys = context.partition_keys
+    totals = {"signals_written": 0, "duplicates_skipped": 0, "lines_rejected": 0}
     with signal_store.open() as store:
-        for day in days:
-            report = ingest_day(store, signal_store.incoming_dir, day)
-            digest = day_digest(store, day)
-            store.write_daily_digest_snapshot(day=day, digest=digest)
-            totals["lines"] += report.lines
-            totals["written"] += report.written
-            totals["duplicates"] += report.duplicates
-            totals["rejected"] += len(report.rejected)
-            rejected.extend(report.rejected)
-            per_day.append(f"| {day} | {len(report.files)} | {report.written} | {report.duplicates} | "
-                           f"{len(report.rejected)} | {digest['signals']} |")
-            context.log.info(f"{day}: {report.written} new, {report.duplicates} already stored, {len(report.rejected)} rejected")
-    table = "| day | files | written | duplicates | rejected | signals in store |\n|---|---|---|---|---|---|\n" + "\n".join(per_day)
-    return dg.MaterializeResult(metadata={
-        "days": len(days),
-        "lines_read": totals["lines"],
-        "signals_written": totals["written"],
-        "duplicates_skipped": totals["duplicates"],
-        "lines_rejected": totals["rejected"],
-        "per_day": dg.MetadataValue.md(table),
-        "rejected_lines": dg.MetadataValue.md(markdown_table(rejected)),
-    })
+        for key in keys:
+            report, digest = ingest_and_digest(store, signal_store.incoming_dir, date.fromisoformat(key))
+            day = {
+                "incoming_files": len(report.files),
+                "lines_read": report.lines,
+                "signals_written": report.written,
+                "duplicates_skipped": report.duplicates,
+                "lines_rejected": len(report.rejected),
+                "signals_in_store": digest["signals"],
+                "status": ("nothing to ingest: no incoming file for this day" if not report.files
+                           else f"{report.written} new, {report.duplicates} already stored, "
+                                f"{len(report.rejected)} rejected"),
+                "files": dg.MetadataValue.json(report.files),
+                "rejected_lines": dg.MetadataValue.md(markdown_table(report.rejected)),
+                "digest": dg.MetadataValue.json(digest),
+            }
+            for name in totals:
+                totals[name] += day[name]
+            context.add_asset_metadata(day, partition_key=key)
+            context.log.info(f"{key}: {day['status']}")
+    context.log.info(f"{len(keys)} day(s): " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in totals.items()))
+    return dg.MaterializeResult()  # each day's numbers were added to its own materialization above
 
-def _health(context: dg.AssetCheckExecutionContext, signal_store: SignalStoreResource):
+
+def _per_day(context: dg.AssetCheckExecutionContext, check: str, signal_store: SignalStoreResource,
+             judge) -> dg.AssetCheckResult:
+    """Judge each day of the run; a one-day run's result is that day's. Over a range, each day's
+    result is recorded for its partition, and the returned result sums them up for the run."""
     with signal_store.open() as store:
-        return [partition_health(store, date.fromisoformat(key)) for key in context.partition_keys]
+        results = {key: judge(partition_health(store, date.fromisoformat(key))) for key in context.partition_keys}
+    if len(results) == 1:
+        return next(iter(results.values()))
+    for key, result in results.items():
+        context.op_execution_context.log_event(dg.AssetCheckEvaluation(
+            asset_key=signal_partitions.key, check_name=check, passed=result.passed, partition=key,
+            metadata=result.metadata, severity=result.severity))
+    failed = [key for key, result in results.items() if not result.passed]
+    return dg.AssetCheckResult(passed=not failed, metadata={
+        "run_range": f"{min(results)}...{max(results)}", "days_checked": len(results),
+        "days_failed": dg.MetadataValue.json(failed)})
+
 
 @dg.asset_check(asset=signal_partitions, partitions_def=signal_days, description="No signal id is stored twice in the day.")
 def no_duplicate_ids(context: dg.AssetCheckExecutionContext, signal_store: SignalStoreResource) -> dg.AssetCheckResult:
-    dups = {str(h.day): h.duplicate_ids[:20] for h in _health(context, signal_store) if h.duplicate_ids}
-    return dg.AssetCheckResult(passed=not dups, metadata={"duplicate_ids": dg.MetadataValue.json(dups)})
+    def judge(h: PartitionHealth) -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(passed=not h.duplicate_ids, metadata={
+            "duplicate_ids": dg.MetadataValue.json(h.duplicate_ids[:20]), "signals": h.events})
+    return _per_day(context, "no_duplicate_ids", signal_store, judge)
+
 
 @dg.asset_check(asset=signal_partitions, partitions_def=signal_days, description="Every stored timestamp is inside the partition's UTC day.")
 def timestamps_inside_day(context: dg.AssetCheckExecutionContext, signal_store: SignalStoreResource) -> dg.AssetCheckResult:
-    outside = {str(h.day): h.outside_day[:20] for h in _health(context, signal_store) if h.outside_day}
-    return dg.AssetCheckResult(passed=not outside, metadata={"outside_day": dg.MetadataValue.json(outside)})
+    def judge(h: PartitionHealth) -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(passed=not h.outside_day, metadata={
+            "outside_day": dg.MetadataValue.json(h.outside_day[:20]), "signals": h.events})
+    return _per_day(context, "timestamps_inside_day", signal_store, judge)
+
 
 @dg.asset_check(asset=signal_partitions, partitions_def=signal_days, description="Every line of the day's partition is a readable envelope.")
 def no_unreadable_lines(context: dg.AssetCheckExecutionContext, signal_store: SignalStoreResource) -> dg.AssetCheckResult:
-    issues = [i for h in _health(context, signal_store) for i in h.unreadable]
-    return dg.AssetCheckResult(passed=not issues, metadata={"unreadable_lines": len(issues),
-                                                            "issues": dg.MetadataValue.md(markdown_table(issues))})
+    def judge(h: PartitionHealth) -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(passed=not h.unreadable, metadata={
+            "unreadable_lines": len(h.unreadable), "issues": dg.MetadataValue.md(markdown_table(h.unreadable))})
+    return _per_day(context, "no_unreadable_lines", signal_store, judge)
