@@ -1,15 +1,17 @@
-"""`musingly db migrate` and `musingly db status`: the schema of the database in use."""
+"""`musingly db migrate`, `musingly db status` and `musingly db stop`: the database in use."""
 
 from __future__ import annotations
 
+import os
+
 from musingly_pipeline.cli.common import EXIT_OK, CommandError, HelpFormatter, add_command, print_json
-from musingly_pipeline.storage.database import database_target
+from musingly_pipeline.storage.database import DATABASE_URL_ENV, database_target, stop_embedded_server
 from musingly_pipeline.storage.migrations import MigrationError, migrate, status
 
 
 def register(commands) -> None:
     p = add_command(
-        commands, "db", "Database schema: apply migrations or show their state.",
+        commands, "db", "The database: apply migrations, show their state, stop the embedded server.",
         "Every other command applies pending migrations itself; these are for operators and CI.",
         "musingly db status", None,
     )
@@ -23,6 +25,13 @@ def register(commands) -> None:
                        epilog="Example:\n  musingly db status --json")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(handler=_status)
+    t = sub.add_parser("stop", help="stop the embedded PostgreSQL server", formatter_class=HelpFormatter,
+                       description="Stop the embedded PostgreSQL (data/.postgres/) if no other process or connection\n"
+                       "uses it. The next command that needs it starts it again. Nothing to do when\n"
+                       f"{DATABASE_URL_ENV} names a server.",
+                       epilog="Example:\n  musingly db stop")
+    t.add_argument("--force", action="store_true", help="stop it even if other processes use it (they are disconnected)")
+    t.set_defaults(handler=_stop)
 
 
 def _migrate(args) -> int:
@@ -46,3 +55,27 @@ def _status(args) -> int:
     for state in states:
         print(f"  {state.name:40} {state.applied_at.isoformat(timespec='seconds') if state.applied_at else 'pending'}")
     return EXIT_OK
+
+
+def _stop(args) -> int:
+    if os.environ.get(DATABASE_URL_ENV, "").strip():
+        raise CommandError(f"{DATABASE_URL_ENV} is set: that server is not the embedded one; stop it the way it was started")
+    state = stop_embedded_server(force=args.force)
+    if not state.running:
+        print(f"the embedded PostgreSQL in {state.pgdata} is not running")
+    elif state.in_use and not args.force:
+        raise CommandError(
+            f"the embedded PostgreSQL in {state.pgdata} is in use ({_users(state)}); stop those first, "
+            "or use --force to disconnect them")
+    else:
+        print(f"stopped the embedded PostgreSQL in {state.pgdata}" + (f" (disconnected {_users(state)})" if state.in_use else ""))
+    return EXIT_OK
+
+
+def _users(state) -> str:
+    parts = []
+    if state.other_processes:
+        parts.append("processes " + ", ".join(map(str, state.other_processes)))
+    if state.other_connections:
+        parts.append(f"{state.other_connections} connection(s)")
+    return "; ".join(parts)

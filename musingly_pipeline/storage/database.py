@@ -5,11 +5,14 @@ One function, :func:`database_url`, decides for the CLI, the tests and Dagster:
 * ``MUSINGLY_DATABASE_URL`` set: that server.
 * unset: the embedded server, a real PostgreSQL whose binaries come from the ``pgserver`` wheel, with
   its data under ``data/.postgres/`` (or ``MUSINGLY_EMBEDDED_PGDATA``). It is started on first use and
-  left running, like a local development server, so Dagster's processes can share it.
+  left running, like a local development server, so Dagster's processes can share it;
+  :func:`stop_embedded_server` stops it (``musingly db stop``, and ``musingly dagster`` on exit when
+  it started the server and nothing else uses it).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import warnings
@@ -44,9 +47,14 @@ def redact(url: str) -> str:
     return re.sub(r"(://[^:/@?]*:)[^@/?]*@", r"\1***@", url)
 
 
+def embedded_pgdata() -> Path:
+    """Where the embedded server keeps its data (``MUSINGLY_EMBEDDED_PGDATA`` or ``data/.postgres``)."""
+    return Path(os.environ.get(EMBEDDED_PGDATA_ENV) or DEFAULT_PGDATA)
+
+
 def embedded_url(pgdata: Path | None = None, database: str = "postgres") -> str:
     """Start (if needed) the embedded PostgreSQL server and return a URL for ``database``."""
-    pgdata = Path(pgdata or os.environ.get(EMBEDDED_PGDATA_ENV) or DEFAULT_PGDATA)
+    pgdata = Path(pgdata or embedded_pgdata())
     pgdata.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, containers); it has a fallback.
@@ -150,3 +158,67 @@ def dagster_storage_url() -> str:
         except psycopg.errors.DuplicateDatabase:
             pass  # created by a concurrent process
     return sqlalchemy_url(with_database(url, DAGSTER_DATABASE))
+
+
+@dataclass(frozen=True)
+class EmbeddedServer:
+    """The embedded server's state: its postmaster pid (``None``: not running), the other live
+    processes registered as using it, and the client connections other than the caller's."""
+
+    pgdata: Path
+    pid: int | None
+    other_processes: tuple[int, ...] = ()
+    other_connections: int = 0
+
+    @property
+    def running(self) -> bool:
+        return self.pid is not None
+
+    @property
+    def in_use(self) -> bool:
+        return bool(self.other_processes or self.other_connections)
+
+
+def embedded_server(pgdata: Path | None = None) -> EmbeddedServer:
+    """Look at the embedded server without starting it."""
+    import psutil
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        from pgserver.utils import PostmasterInfo
+
+    pgdata = Path(pgdata or embedded_pgdata())
+    try:
+        info = PostmasterInfo.read_from_pgdata(pgdata)
+    except (OSError, ValueError, AssertionError):
+        info = None
+    if info is None or not info.is_running():
+        return EmbeddedServer(pgdata, None)
+    # pgserver registers each process that opened the server in this file (and removes it at exit).
+    try:
+        registered = json.loads((pgdata / ".handle_pids.json").read_text())
+    except (OSError, ValueError):
+        registered = []
+    others = tuple(sorted(pid for pid in registered if pid != os.getpid() and psutil.pid_exists(pid)))
+    with psycopg.connect(info.get_uri(), autocommit=True, connect_timeout=10) as conn:
+        connections = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+            "AND pid <> pg_backend_pid()").fetchone()[0]
+    return EmbeddedServer(pgdata, info.pid, others, connections)
+
+
+def stop_embedded_server(pgdata: Path | None = None, *, force: bool = False) -> EmbeddedServer:
+    """Stop the embedded server (fast shutdown) unless another process or connection uses it
+    (``force``: stop anyway, disconnecting them). Returns its state as found; ``running`` and
+    ``in_use`` of the result tell whether it was left running."""
+    state = embedded_server(pgdata)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        import pgserver
+
+    if not state.running or (state.in_use and not force):
+        return state
+    # The server runs as the `pgserver` user when started by root (PostgreSQL refuses root).
+    user = "pgserver" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
+    pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=state.pgdata, user=user)
+    return state

@@ -94,3 +94,21 @@ def test_project_migrations_apply_to_a_fresh_database(make_database):
     url = make_database()
     migrations.migrate(url)
     assert all(s.applied_at is not None for s in migrations.status(url))
+
+
+def test_the_embedded_server_stops_only_when_nothing_else_uses_it(tmp_path):
+    pgdata = tmp_path / "pg"
+    assert not database.embedded_server(pgdata).running
+    url = database.embedded_url(pgdata)  # starts a server of its own in tmp_path
+    try:
+        with psycopg.connect(url) as other:  # another client: it must not be cut off
+            other.execute("SELECT 1")
+            state = database.stop_embedded_server(pgdata)
+            assert state.running and state.in_use and state.other_connections == 1
+            assert database.embedded_server(pgdata).running
+        state = database.stop_embedded_server(pgdata)
+        assert state.running and not state.in_use
+        assert not database.embedded_server(pgdata).running
+        assert database.stop_embedded_server(pgdata).running is False  # stopping twice is fine
+    finally:
+        database.stop_embedded_server(pgdata, force=True)
