@@ -101,6 +101,7 @@ def test_valid_bundle_becomes_a_draft_then_current(instance, db, folder):
     assert materialized(result) == {"raw_bundle", "validated_bundle", "draft_snapshot"}
     assert all(check_results(result).values())
     assert set(check_results(result)) == {*BLOCKING_CHECKS, "content_warnings", "draft_rows_match_bundle"}
+    assert {e.partition for e in result.get_asset_check_evaluations()} == {key}  # recorded for this file
     draft = metadata(result, "draft_snapshot")
     assert snapshots.current_snapshot(db) is None  # drafts wait for a person
     assert draft["rows_sparks"] == 4 and metadata(result, "validated_bundle")["count_sparks"] == 4

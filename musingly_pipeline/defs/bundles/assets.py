@@ -79,13 +79,14 @@ class BundleImportConfig(dg.Config):
                      description="The bundle imported as an immutable, ready draft snapshot (not yet current). "
                      "Metadata: snapshot and import ids, rows per table, the diff against the current snapshot."),
     ],
+    # Partitioned checks: each evaluation is recorded for the run's partition (one bundle file).
     check_specs=[
-        *[dg.AssetCheckSpec(name, asset=VALIDATED, blocking=True, description=text)
+        *[dg.AssetCheckSpec(name, asset=VALIDATED, blocking=True, description=text, partitions_def=bundle_partitions)
           for name, (_, text) in BLOCKING_CHECKS.items()],
-        dg.AssetCheckSpec(WARNINGS_CHECK, asset=VALIDATED,
+        dg.AssetCheckSpec(WARNINGS_CHECK, asset=VALIDATED, partitions_def=bundle_partitions,
                           description="No suspicious but legal content: orphan sparks, empty concepts, published "
                           "trails in unpublished domains."),
-        dg.AssetCheckSpec(ROWS_CHECK, asset=DRAFT, blocking=True,
+        dg.AssetCheckSpec(ROWS_CHECK, asset=DRAFT, blocking=True, partitions_def=bundle_partitions,
                           description="The rows stored for the snapshot equal the bundle's entities, table by table "
                           "(for a merge: the merged content's)."),
     ],
