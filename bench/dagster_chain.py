@@ -64,7 +64,7 @@ def dagster_chain(url: str, path: Path, data: Path, instance) -> float:
     shutil.copy(path, inbox / path.name)
     instance.add_dynamic_partitions(bundle_partitions.name, [path.name])
     job = defs.resolve_job_def("import_bundle")
-    os.environ["MUSINGLY_DATABASE_URL"] = url
+    os.environ.update(MUSINGLY_DATABASE_URL=url, MUSINGLY_DATA_DIR=str(data))
     started = time.perf_counter()
     result = job.execute_in_process(partition_key=path.name, instance=instance, raise_on_error=False,
                                     run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
