@@ -151,7 +151,7 @@ def _import(args) -> int:
             progress.done()
     if args.json:
         print_json(result.to_dict())
-        return EXIT_OK
+        return EXIT_FAILURE if result.lifecycle_error else EXIT_OK
     verb = "merged" if result.merged else "imported"
     print(f"{verb} {result.source_file} as {result.version_label} in {result.seconds:.1f}s")
     print(f"  import   {result.import_id} ({result.status})")
@@ -162,6 +162,8 @@ def _import(args) -> int:
         print(f"  {len(result.warnings)} warning(s); `musingly validate {args.file}` lists them")
     if result.status == "ready":
         print(f"  review with `musingly diff`, then `musingly promote {result.import_id}`")
+    if result.lifecycle_error:
+        raise CommandError(result.lifecycle_error)
     return EXIT_OK
 
 

@@ -193,6 +193,9 @@ class ImportResult:
     warnings: tuple[Issue, ...] = field(default_factory=tuple)
     parent_id: uuid.UUID | None = None  # the snapshot that was current when the import started
     source: SourceFile | None = None  # the file's sha256 and size, when imported from a file
+    # Set when the import was committed but its lifecycle signals could not be written: the faces
+    # report the import as done and this as the error.
+    lifecycle_error: str | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -202,6 +205,7 @@ class ImportResult:
             "content_hash": self.content_hash, "source_file": self.source_file,
             "source_sha256": self.source.sha256 if self.source else None,
             "parent_id": str(self.parent_id) if self.parent_id else None,
+            "lifecycle_error": self.lifecycle_error,
             "seconds": round(self.seconds, 3), "warnings": [w.to_dict() for w in self.warnings],
         }
 
@@ -501,8 +505,11 @@ def import_bundle(
     events = [("import_started", started_at), ("snapshot_ready", datetime.now(timezone.utc))]
     if result.status == "promoted":
         events.append(("promoted", datetime.now(timezone.utc)))
-    _record_lifecycle(signals, events, result.snapshot_id, result.import_id, result.version_label,
-                      done=f"import {result.import_id} is {result.status} (snapshot {result.snapshot_id})")
+    try:
+        _record_lifecycle(signals, events, result.snapshot_id, result.import_id, result.version_label,
+                          done=f"import {result.import_id} is {result.status} (snapshot {result.snapshot_id})")
+    except SnapshotError as exc:  # the import is done: say so, and what is missing
+        return replace(result, lifecycle_error=str(exc))
     return result
 
 

@@ -147,3 +147,16 @@ def test_every_command_has_help_with_an_example(capsys):
             main([command, "--help"])
         assert exit_.value.code == 0
         assert "Example:" in capsys.readouterr().out
+
+
+def test_an_import_whose_signal_cannot_be_written_says_it_is_done_and_what_is_missing(db, capsys, monkeypatch,
+                                                                                       tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("MUSINGLY_SIGNAL_STORE", str(blocker / "signals"))
+    code, out, err = run(capsys, "import", str(EXAMPLE))
+    assert code == 1
+    assert "imported" in out and "(ready)" in out
+    assert "is ready" in err and "lifecycle signal could not be written" in err and len(err.strip().splitlines()) == 1
+    code, out, _ = run(capsys, "imports", "--json")
+    assert [i["status"] for i in json.loads(out)] == ["ready"]  # what it said is what it did

@@ -133,11 +133,22 @@ def bundle_import(context: dg.AssetExecutionContext, config: BundleImportConfig,
     report = ValidationReport(file=key, issues=list(result.warnings), counts=dict(result.source.counts))
     yield from _validation_results(report, merged=result.entity_counts if result.merged else None)
     yield dg.MaterializeResult(asset_key=DRAFT, metadata=_draft_metadata(url, result))
-    stored = snapshots.snapshot_row_counts(url, result.snapshot_id)
+    yield _rows_check(url, result)
+    if result.lifecycle_error:  # the draft is ready (materialized above); the run says what is missing
+        raise dg.Failure(description=result.lifecycle_error, allow_retries=False)
+
+
+def _rows_check(url: str, result: snapshots.ImportResult) -> dg.AssetCheckResult:
     expected = result.entity_counts if result.merged else result.source.counts
+    try:
+        stored = snapshots.snapshot_row_counts(url, result.snapshot_id)
+    except Exception as exc:  # noqa: BLE001 - the draft is committed: the check says what it could not do
+        return dg.AssetCheckResult(
+            asset_key=DRAFT, check_name=ROWS_CHECK, passed=False, severity=dg.AssetCheckSeverity.ERROR,
+            description=f"snapshot {result.snapshot_id} is a ready draft, but its rows could not be counted: {exc}")
     mismatched = {k: {"bundle": expected.get(k), "database": stored.get(k)}
                   for k in sorted(set(expected) | set(stored)) if expected.get(k) != stored.get(k)}
-    yield dg.AssetCheckResult(
+    return dg.AssetCheckResult(
         asset_key=DRAFT, check_name=ROWS_CHECK, passed=not mismatched, severity=dg.AssetCheckSeverity.ERROR,
         metadata={"mismatched": dg.MetadataValue.json(mismatched), **{f"rows_{k}": v for k, v in stored.items()}})
 
