@@ -9,9 +9,10 @@ kept between scans (the sensor's cursor):
 * ``pending``: file name -> [size, mtime_ns, first_seen] for a new or changed file: the size and
   modification time last observed, and when (Unix time) they were first observed.
 
-A new or changed file is handed out once two scans saw the same size and modification time and at
-least ``settle_seconds`` passed since they were first seen: a writer that pauses for less than that
-is not caught mid-file. The safe way for a producer is to write ``NAME.json.part`` (ignored) and
+A new or changed file is handed out once it has not changed for ``settle_seconds``: by its
+modification time, and by what the scans saw (a file seen changing between scans counts from then).
+A writer that pauses for less than that is not caught mid-file. With ``settle_seconds`` 0, a file
+is handed out once two scans saw the same size and modification time. The safe way for a producer is to write ``NAME.json.part`` (ignored) and
 rename it when complete. A ready file is read once: hashed, and handed to ``stage`` (the sensor
 stores its bytes in PostgreSQL by hash), so what is imported is exactly what was read; a file that
 changed while being read waits for the next scan. Unchanged files cost one ``stat``, so a scan
@@ -119,12 +120,17 @@ def scan_inbox(inbox: Path, state: dict | None, *, settle_seconds: float = 0.0, 
         if known is not None and known[:2] == observed:
             continue  # unchanged since it was handed out
         before = old_pending.get(name)
+        modified = observed[1] / 1e9
         if before is None or before[:2] != observed:
-            pending[name] = [*observed, now]  # new or still changing: look again next scan
-            result.waiting.append(name)
-            continue
-        if now - before[2] < settle_seconds:
-            pending[name] = before
+            # New, or changed since the last scan. Its modification time may show it is already
+            # quiet for long enough (copied in earlier, or renamed into place after writing).
+            quiet_since = modified if before is None else now
+            if not settle_seconds or now - quiet_since < settle_seconds:
+                pending[name] = [*observed, now]  # look again next scan
+                result.waiting.append(name)
+                continue
+        elif now - min(before[2], modified) < settle_seconds:
+            pending[name] = before  # unchanged since it was first seen, but not for long enough yet
             result.waiting.append(name)
             continue
         try:

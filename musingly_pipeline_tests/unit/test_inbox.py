@@ -148,3 +148,15 @@ def test_a_link_loop_is_skipped_and_the_rest_goes_on(tmp_path):
     _, second = settle(tmp_path)
     assert [f.name for f in second.ready] == ["good.json"]
     assert set(second.skipped) == {"loop.json", "dangling.json"}
+
+
+def test_a_file_quiet_for_the_settle_time_by_its_mtime_is_ready_at_first_sight(tmp_path):
+    old, fresh = tmp_path / "old.json", tmp_path / "fresh.json"
+    old.write_text('{"v": 1}')
+    fresh.write_text('{"v": 2}')
+    now = time.time()
+    os.utime(old, (now - 60, now - 60))  # renamed into place a minute after it was written
+    first = scan_inbox(tmp_path, None, settle_seconds=10, now=now)
+    assert [f.name for f in first.ready] == ["old.json"] and first.waiting == ["fresh.json"]
+    later = scan_inbox(tmp_path, first.state, settle_seconds=10, now=now + 11)
+    assert [f.name for f in later.ready] == ["fresh.json"]
