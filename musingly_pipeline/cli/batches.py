@@ -100,7 +100,8 @@ def _list(args) -> int:
 def print_summary(summary) -> None:
     parent = f" (reprocesses {summary.parent_batch_id})" if summary.parent_batch_id else ""
     print(f"batch {summary.batch_id}{parent}")
-    print(f"  type {summary.batch_type}, status {summary.status}")
+    creator = f", created by {summary.created_by}" if summary.created_by else ""
+    print(f"  type {summary.batch_type}, status {summary.status}{creator}")
     print(f"  items {summary.total_items}: {summary.completed_items} completed, {summary.failed_items} failed, "
           f"{summary.skipped_items} skipped (already applied), {summary.pending_items} pending, "
           f"{summary.processing_items} in flight")
