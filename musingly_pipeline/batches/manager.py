@@ -178,9 +178,9 @@ class BatchManager:
             metadata = request_data.get("metadata")
             check_metadata(metadata)
             batch_id = store.insert_batch(conn, batch_type, rows, metadata=metadata, created_by=user_id)
-            store.write_logs(conn, [LogEntry(batch_id, None, "info", f"created through {via} by {user_id or 'an unnamed caller'}",
-                                             {"user_id": user_id, "items": len(rows)})]
-                             + ctx.take_logs(batch_id))
+            created = LogEntry(batch_id, None, "info", f"created through {via} by {user_id or 'an unnamed caller'}",
+                               {"user_id": user_id, "items": len(rows)})
+            store.write_logs(conn, [created, *ctx.take_logs(batch_id)])
         return batch_id, request_data
 
     # -- processing -------------------------------------------------------------------------

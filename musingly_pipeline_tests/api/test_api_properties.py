@@ -54,4 +54,5 @@ def test_the_documents_request_examples_work_against_the_shipped_processor(shipp
     with manager.connect() as conn:
         assert conn.execute("SELECT title FROM units WHERE id = 'example-unit'").fetchone() == {"title": "Example unit"}
     reprocess = document["paths"]["/api/batches/{batch_id}/reprocess"]["post"]["requestBody"]["content"]
-    assert {e["value"]["failed_items_only"] for e in reprocess["application/json"]["examples"].values()} == {True, False}
+    reprocess_examples = reprocess["application/json"]["examples"].values()
+    assert {e["value"]["failed_items_only"] for e in reprocess_examples} == {True, False}

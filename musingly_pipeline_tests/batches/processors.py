@@ -162,6 +162,14 @@ class CompleteHookFailsProcessor(BaseProcessor):
         raise RuntimeError("notification failed")
 
 
+class StartHookFailsEndpoint(GatedCounterEndpoint):
+    """Would record a notification; a run whose on_batch_start fails never gets there."""
+
+
+class CompleteHookFailsEndpoint(GatedCounterEndpoint):
+    """Records a notification: the run whose on_batch_complete fails still gave every item an outcome."""
+
+
 class ToggleProcessor(BaseProcessor):
     """Fails items while ``toggle_switch`` says 'off': fix the data, then reprocess."""
 

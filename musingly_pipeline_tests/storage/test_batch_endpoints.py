@@ -13,6 +13,7 @@ import dagster as dg
 import psycopg
 import pytest
 
+from musingly_pipeline.batches import BatchError
 from musingly_pipeline.defs.batches import BatchManagerResource, ProcessConfig, process_batch
 from musingly_pipeline.defs.resources import PostgresResource
 from musingly_pipeline.storage import batches as store
@@ -86,7 +87,8 @@ def test_a_completion_hook_that_raises_is_logged_on_the_batch_and_loses_nothing(
     assert notifications(manager, batch_id) == []  # the hook's write rolled back with it
     [failure] = [line for line in manager.get_batch_logs(batch_id) if line.level == "error"]
     assert failure.details["code"] == "BATCH_ENDPOINT_FAILED"
-    assert "NotifyFailsEndpoint.after_batch_complete raised ConnectionError: the chat service is down" in failure.message
+    assert failure.message.startswith(
+        "NotifyFailsEndpoint.after_batch_complete raised ConnectionError: the chat service is down")
     assert "ConnectionError" in failure.details["traceback"]
     assert log_lines(manager, batch_id, "about to fail")  # what the hook logged before raising is kept
 
@@ -118,3 +120,16 @@ def test_is_batch_running_reads_the_lock_without_taking_it(manager):
         store.unlock_batch(other, batch_id)
     assert not manager.is_batch_running(batch_id)
     assert manager.process_batch(batch_id).status == "completed"
+
+
+def test_processor_hook_failures_and_the_completion_hook(manager):
+    started = manager.create_batch("start_hook_fails", [{"n": 1}])
+    with pytest.raises(BatchError):
+        manager.process_batch(started)
+    assert notifications(manager, started) == []  # its items are still pending: the run is not complete
+
+    completed = manager.create_batch("complete_hook_fails", [{"n": 1}, {"n": 2}])
+    with pytest.raises(BatchError) as raised:
+        manager.process_batch(completed)
+    assert raised.value.code == "BATCH_HOOK_FAILED"
+    assert notifications(manager, completed) == [(None, "failed", 2, 2)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from musingly_pipeline.api import APIManager
+from musingly_pipeline.api import APIManager, ApiConfigError
 from musingly_pipeline.batches import (
     BaseEndpoint, BatchError, BatchManager, BatchRefused, ProcessorRegistry, batch_type_for)
 from musingly_pipeline_tests.batches.processors import (
@@ -63,3 +63,9 @@ def test_a_refusal_picks_only_documented_statuses():
     assert BatchRefused("no").status == 422
     with pytest.raises(ValueError):
         BatchRefused("teapot", status=418)
+
+
+def test_a_dagster_url_that_is_not_a_url_is_refused_at_start():
+    with pytest.raises(ApiConfigError, match="MUSINGLY_DAGSTER_URL must be the Dagster webserver's URL"):
+        APIManager(BatchManager("postgresql://unused@127.0.0.1:1/none", make_registry()), token="t",
+                   dagster_url="localhost:3000")

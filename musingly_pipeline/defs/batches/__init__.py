@@ -10,5 +10,5 @@ from musingly_pipeline.defs.resources import PostgresResource
 jobs = [process_batch, reprocess_failed_items]
 resources = {"batch_manager": BatchManagerResource(postgres=PostgresResource())}
 
-__all__ = ["BatchManagerResource", "ProcessConfig", "ReprocessConfig", "jobs", "process_batch", "reprocess_failed_items",
-           "resources"]
+__all__ = ["BatchManagerResource", "ProcessConfig", "ReprocessConfig", "jobs", "process_batch",
+           "reprocess_failed_items", "resources"]
