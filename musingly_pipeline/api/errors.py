@@ -1,27 +1,38 @@
-"""JSON errors with a code and a message for everything the API refuses, and the request size limit."""
+"""JSON errors with a code and a message for everything the API refuses, and the Allow header.
+
+Every error is ``{"code", "message", "details"}`` with a code from ``validation.report.CODES``
+(category ``api``, or ``batches`` for what the BatchManager refuses): :data:`ERROR_CODES`, which
+the OpenAPI document lists.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
+from musingly_pipeline.batches.endpoints import RequestRefused
 from musingly_pipeline.storage.batches import BatchError
 from musingly_pipeline.storage.database import DatabaseUnavailable
-from musingly_pipeline.validation.report import format_path
+from musingly_pipeline.validation.report import CODES, Category, format_path
 
 logger = logging.getLogger("musingly_pipeline.api")
 
-# Batch error code -> HTTP status; unknown codes are 422.
+# Every code an error answer may carry: the API's own and the batch refusals (not the item outcomes).
+ERROR_CODES = sorted(code for code, category in CODES.items()
+                     if category is Category.api or (category is Category.batches and not code.startswith("ITEM_")))
+# Batch error code -> HTTP status; other batch codes are 422.
 STATUS_OF_CODE = {
     "BATCH_NOT_FOUND": 404,
     "BATCH_BUSY": 409,
     "BATCH_NOTHING_TO_REPROCESS": 409,
     "BATCH_HOOK_FAILED": 500,
+    "BATCH_ENDPOINT_FAILED": 500,
+    "PROCESSING_UNAVAILABLE": 503,
 }
 HTTP_CODES = {401: "UNAUTHORIZED", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "REQUEST_TOO_LARGE"}
 
@@ -39,6 +50,15 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.headers = status, code, message, headers
 
 
+def allowed_methods(request: Request) -> str:
+    """The Allow header for the request's path: the methods of every route on it, and OPTIONS."""
+    methods = {"OPTIONS"}
+    for route in request.app.router.routes:
+        if getattr(route, "methods", None) and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route.methods
+    return ", ".join(sorted(methods))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError):
@@ -47,7 +67,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BatchError)
     async def batch_error(request: Request, exc: BatchError):
         details = [{"path": exc.path}] if exc.path else []
-        return error_response(STATUS_OF_CODE.get(exc.code, 422), exc.code, exc.message, details)
+        status = exc.status if isinstance(exc, RequestRefused) else STATUS_OF_CODE.get(exc.code, 422)
+        return error_response(status, exc.code, exc.message, details)
 
     @app.exception_handler(DatabaseUnavailable)
     async def database_unavailable(request: Request, exc: DatabaseUnavailable):
@@ -63,56 +84,20 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        code = HTTP_CODES.get(exc.status_code, f"HTTP_{exc.status_code}")
-        return error_response(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None))
+        status = exc.status_code
+        if status == 405:
+            # Starlette names only the first route matching the path; a path may have several.
+            allow = allowed_methods(request)
+            if request.method == "OPTIONS":
+                return Response(status_code=204, headers={"Allow": allow})
+            return error_response(405, "METHOD_NOT_ALLOWED",
+                                  f"{request.method} is not allowed on {request.url.path}; allowed: {allow}",
+                                  headers={"Allow": allow})
+        code = getattr(exc, "code", None) or HTTP_CODES.get(status) or (
+            "REQUEST_INVALID" if status < 500 else "INTERNAL_ERROR")
+        return error_response(status, code, str(exc.detail), headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception):
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(500, "INTERNAL_ERROR", "unexpected server error; see the server log")
-
-
-class BodySizeLimit:
-    """ASGI middleware: refuse a request body over ``max_bytes`` with 413, before the app parses it."""
-
-    def __init__(self, app, max_bytes: int):
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            return await self._refuse(send)
-        chunks, size, more = [], 0, True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                return await self._refuse(send)
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
-        sent = False
-
-        async def replay():
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        return await self.app(scope, replay, send)
-
-    async def _refuse(self, send):
-        payload = json.dumps({"code": "REQUEST_TOO_LARGE",
-                              "message": f"request body over {self.max_bytes} bytes; send fewer items per batch",
-                              "details": []}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(payload)).encode())]})
-        await send({"type": "http.response.body", "body": payload})

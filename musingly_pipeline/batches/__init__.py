@@ -13,25 +13,34 @@ per-item status, an audit log and one-call reprocessing of what failed.
     summary = manager.process_batch(manager.create_batch("customer_data", items))
     if summary.failed_items:
         manager.reprocess_batch(summary.batch_id, failed_items_only=True)
+
+A batch type may also have an endpoint (``CustomerDataEndpoint``, see ``batches.endpoints``): a
+``before_create_batch`` hook for REST API requests and an ``after_batch_complete`` hook that runs
+at the end of every completed processing run, however it was started.
 """
 
 from musingly_pipeline.batches.context import ImportContext
+from musingly_pipeline.batches.endpoints import BaseEndpoint, BatchRefused, EndpointContext, RequestRefused
 from musingly_pipeline.batches.manager import BatchManager, as_batch_id
 from musingly_pipeline.batches.processor import BaseProcessor, batch_type_for, content_key
 from musingly_pipeline.batches.registry import PROCESSOR_PACKAGES, ProcessorRegistry, default_registry
 from musingly_pipeline.storage.batches import BatchError, BatchSummary, ImportBatchItem, ItemRecord, LogRecord
 
 __all__ = [
+    "BaseEndpoint",
     "BaseProcessor",
     "BatchError",
     "BatchManager",
+    "BatchRefused",
     "BatchSummary",
+    "EndpointContext",
     "ImportBatchItem",
     "ImportContext",
     "ItemRecord",
     "LogRecord",
     "PROCESSOR_PACKAGES",
     "ProcessorRegistry",
+    "RequestRefused",
     "as_batch_id",
     "batch_type_for",
     "content_key",

@@ -66,6 +66,7 @@ import psycopg
 from psycopg.pq import ExecStatus, TransactionStatus
 from psycopg.rows import dict_row
 
+from musingly_pipeline.batches import endpoints
 from musingly_pipeline.batches.context import ImportContext
 from musingly_pipeline.batches.processor import BaseProcessor, hash_text
 from musingly_pipeline.batches.registry import ProcessorRegistry, default_registry
@@ -147,36 +148,65 @@ class BatchManager:
     # -- creating ---------------------------------------------------------------------------
 
     def create_batch(
-        self, batch_type: str, items: Iterable[dict[str, Any]], *, metadata: dict[str, Any] | None = None
+        self, batch_type: str, items: Iterable[dict[str, Any]], *, metadata: dict[str, Any] | None = None,
+        created_by: str | None = None,
     ) -> uuid.UUID:
         """Store a new pending batch of ``items`` (JSON objects) and return its id; nothing is processed."""
         processor = self.registry.create(batch_type)
         rows = prepare_items(processor, items)
         check_metadata(metadata)
         with self.connect() as conn, conn.transaction():
-            return store.insert_batch(conn, batch_type, rows, metadata=metadata)
+            return store.insert_batch(conn, batch_type, rows, metadata=metadata, created_by=created_by)
+
+    def create_batch_for_request(self, request_data: dict[str, Any], *, user_id: str | None,
+                                 via: str = "the REST API") -> tuple[uuid.UUID, dict[str, Any]]:
+        """Create the batch a request asks for (``batch_type``, ``items``, ``process``, ``metadata``).
+
+        The batch type's endpoint hook ``before_create_batch`` (see ``batches.endpoints``) runs
+        first, in the transaction that then creates the batch: it may refuse the request
+        (RequestRefused, nothing written) or change it. Returns the new batch's id and the request
+        as the hook left it (the caller reads ``process`` from it).
+        """
+        batch_type = request_data["batch_type"]
+        processor = self.registry.create(batch_type)
+        endpoint = self.registry.endpoint(batch_type)
+        with self.connect() as conn, conn.transaction():
+            ctx = endpoints.EndpointContext(conn, user_id=user_id, batch_type=batch_type)
+            if endpoint is not None:
+                request_data = endpoints.before_create(endpoint, request_data, ctx)
+            rows = prepare_items(processor, request_data["items"])
+            metadata = request_data.get("metadata")
+            check_metadata(metadata)
+            batch_id = store.insert_batch(conn, batch_type, rows, metadata=metadata, created_by=user_id)
+            created = LogEntry(batch_id, None, "info", f"created through {via} by {user_id or 'an unnamed caller'}",
+                               {"user_id": user_id, "items": len(rows)})
+            store.write_logs(conn, [created, *ctx.take_logs(batch_id)])
+        return batch_id, request_data
 
     # -- processing -------------------------------------------------------------------------
 
-    def process_batch(self, batch_id: uuid.UUID | str) -> BatchSummary:
+    def process_batch(self, batch_id: uuid.UUID | str, *, stop: Callable[[], bool] | None = None) -> BatchSummary:
         """Process a batch's pending items (and resume an interrupted run); return its summary.
 
         A completed batch is returned unchanged. Failed items are not retried here: that is
-        :meth:`reprocess_batch`.
+        :meth:`reprocess_batch`. When the run has given every item an outcome, the batch type's
+        endpoint hook ``after_batch_complete`` runs (see ``batches.endpoints``). ``stop``, asked
+        before each chunk, ends the run early when it returns True: the chunks done are kept, the
+        rest stays pending (status ``pending``) for the next run, and no completion hook runs.
         """
         batch_id = as_batch_id(batch_id)
         with self.connect() as conn:
             summary = store.batch_summary(conn, batch_id)
             if not store.try_lock_batch(conn, batch_id):
                 raise BatchError("BATCH_BUSY", f"batch {batch_id} is being processed by another run; "
-                                 "wait for it to finish (it is resumed automatically if that run dies)")
+                                 "wait for it to finish (if that run dies, the next run resumes the batch)")
             try:
-                return self._run(conn, summary)
+                return self._run(conn, summary, stop)
             finally:
                 if not conn.closed and not conn.broken:
                     store.unlock_batch(conn, batch_id)
 
-    def _run(self, conn: psycopg.Connection, summary: BatchSummary) -> BatchSummary:
+    def _run(self, conn: psycopg.Connection, summary: BatchSummary, stop: Callable[[], bool] | None) -> BatchSummary:
         batch_id, batch_type = summary.batch_id, summary.batch_type
         summary = store.batch_summary(conn, batch_id)  # re-read under the lock
         if summary.status == "completed":
@@ -199,9 +229,15 @@ class BatchManager:
         for item_id in retry:
             self._process_chunk(conn, ctx, processor, [item_id])
         for chunk in _chunks(store.pending_item_ids(conn, batch_id), self.chunk_size):
+            if stop is not None and stop():
+                return self._stopped(conn, ctx)
             self._process_chunk(conn, ctx, processor, chunk)
         interim = store.batch_summary(conn, batch_id)
-        self._run_hook(conn, ctx, processor, "on_batch_complete", lambda: processor.on_batch_complete(ctx, interim))
+        try:
+            self._run_hook(conn, ctx, processor, "on_batch_complete", lambda: processor.on_batch_complete(ctx, interim))
+        except BatchError:
+            self._after_complete(conn, batch_id)  # every item has its outcome: the run is complete (and failed)
+            raise
 
         with conn.transaction():
             done = store.batch_summary(conn, batch_id)
@@ -214,7 +250,24 @@ class BatchManager:
             ctx.info("processing finished", completed=done.completed_items, failed=done.failed_items,
                      skipped=done.skipped_items)
             store.write_logs(conn, ctx.take_logs())
-        return store.batch_summary(conn, batch_id)
+        return self._after_complete(conn, batch_id)
+
+    def _after_complete(self, conn: psycopg.Connection, batch_id: uuid.UUID) -> BatchSummary:
+        summary = store.batch_summary(conn, batch_id)
+        endpoint = self.registry.endpoint(summary.batch_type)
+        if endpoint is not None:
+            endpoints.after_complete(conn, endpoint, summary)
+        return summary
+
+    def _stopped(self, conn: psycopg.Connection, ctx: ImportContext) -> BatchSummary:
+        """End a run asked to stop between chunks: what is done stays, the rest waits for the next run."""
+        with conn.transaction():
+            left = store.batch_summary(conn, ctx.batch_id).pending_items
+            store.set_batch_status(conn, ctx.batch_id, "pending")
+            ctx.info(f"processing stopped on request with {left} item(s) still pending; process the batch "
+                     "again to continue")
+            store.write_logs(conn, ctx.take_logs())
+        return store.batch_summary(conn, ctx.batch_id)
 
     def _run_hook(self, conn: psycopg.Connection, ctx: ImportContext, processor: BaseProcessor, name: str,
                   call: Callable[[], None]) -> None:
@@ -271,12 +324,14 @@ class BatchManager:
     # -- reprocessing and reading -----------------------------------------------------------
 
     def reprocess_batch(
-        self, batch_id: uuid.UUID | str, failed_items_only: bool = True, *, process: bool = True
+        self, batch_id: uuid.UUID | str, failed_items_only: bool = True, *, process: bool = True,
+        created_by: str | None = None,
     ) -> BatchSummary:
         """A new batch linked to ``batch_id`` with the original source data of its failed (or all) items.
 
         Processes it unless ``process=False``; returns the new batch's summary. Items whose content
         was already applied (in the original or any other batch) are skipped, not applied twice.
+        The new batch's ``created_by`` is ``created_by``, or the original's.
         """
         batch_id = as_batch_id(batch_id)
         with self.connect() as conn:
@@ -289,7 +344,7 @@ class BatchManager:
                     statuses = ["failed"] if failed_items_only else list(store.ITEM_STATUSES)
                     new_id = store.copy_items_to_new_batch(
                         conn, original, statuses,
-                        {"reprocess_of": str(batch_id), "failed_items_only": failed_items_only},
+                        {"reprocess_of": str(batch_id), "failed_items_only": failed_items_only}, created_by,
                     )
             finally:
                 store.unlock_batch(conn, batch_id)
@@ -302,6 +357,21 @@ class BatchManager:
     def get_batch_summary(self, batch_id: uuid.UUID | str) -> BatchSummary:
         with self.connect() as conn:
             return store.batch_summary(conn, as_batch_id(batch_id))
+
+    def is_batch_running(self, batch_id: uuid.UUID | str) -> bool:
+        """Whether a processing run (in any process) is working on the batch now."""
+        with self.connect() as conn:
+            return store.batch_is_running(conn, as_batch_id(batch_id))
+
+    def add_log(self, batch_id: uuid.UUID | str, level: str, message: str, **details: Any) -> None:
+        """Append a line to the batch's audit log (for the faces that queue and launch runs)."""
+        with self.connect() as conn, conn.transaction():
+            store.write_logs(conn, [LogEntry(as_batch_id(batch_id), None, level, storable_text(message), details)])
+
+    def delete_pending_batch(self, batch_id: uuid.UUID | str) -> bool:
+        """Delete a batch that no run has started (undo a creation whose processing could not be queued)."""
+        with self.connect() as conn, conn.transaction():
+            return store.delete_pending_batch(conn, as_batch_id(batch_id))
 
     def list_batches(self, *, status: str | None = None, batch_type: str | None = None,
                      parent_batch_id: uuid.UUID | str | None = None, limit: int = 50,
@@ -617,6 +687,8 @@ def storable_json(value: Any, what: str, path: str) -> str:
         text.encode("utf-8")
     except (TypeError, ValueError) as exc:  # UnicodeEncodeError (a lone surrogate) is a ValueError
         raise BatchError("BATCH_ITEM_NOT_JSON", f"{what} cannot be stored as JSON: {exc}", path) from exc
+    except RecursionError as exc:
+        raise BatchError("BATCH_ITEM_NOT_JSON", f"{what} is nested too deeply to be stored as JSON", path) from exc
     if "\\u0000" in text and JSON_NUL.search(text):
         raise BatchError("BATCH_ITEM_NOT_JSON", f"{what} contains a NUL character, which PostgreSQL cannot store",
                          path)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from musingly_pipeline.batches.context import ImportContext
@@ -20,9 +20,12 @@ if TYPE_CHECKING:
 SUFFIX = "Processor"
 
 
-def batch_type_for(class_name: str) -> str:
-    """``CustomerDataProcessor`` -> ``customer_data``; ``HTTPLogProcessor`` -> ``http_log``."""
-    stem = class_name[: -len(SUFFIX)] if class_name.endswith(SUFFIX) else class_name
+def batch_type_for(class_name: str, suffix: str = SUFFIX) -> str:
+    """``CustomerDataProcessor`` -> ``customer_data``; ``HTTPLogProcessor`` -> ``http_log``.
+
+    ``suffix`` is the class kind's suffix (``CustomerDataEndpoint`` with ``"Endpoint"``).
+    """
+    stem = class_name[: -len(suffix)] if class_name.endswith(suffix) else class_name
     stem = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", stem)
     return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", stem).lower()
 
@@ -48,6 +51,8 @@ class BaseProcessor:
     - ``skip_already_applied`` (default True): an item whose :meth:`item_key` was already applied
       for this batch type (in any batch) is marked ``skipped`` instead of processed again. Set it to
       False for a processor that must run every time (it must then be idempotent itself).
+    - ``example_items`` (default None): a few items that import successfully; the REST API's
+      OpenAPI document shows them as this batch type's request examples.
     - ``replay_safe`` (default False): set it to True when ``validate_item`` and ``process_item``
       act only through ``ctx`` (the database and the log) and keep no state between items that a
       second call would break. The framework then runs items in groups under one savepoint (one
@@ -64,6 +69,8 @@ class BaseProcessor:
     batch_type: str | None = None
     skip_already_applied: bool = True
     replay_safe: bool = False
+    # Items that import successfully, shown as the REST API's request examples for this batch type.
+    example_items: ClassVar[list[dict[str, Any]] | None] = None
 
     @classmethod
     def resolved_batch_type(cls) -> str:

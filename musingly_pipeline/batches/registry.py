@@ -1,4 +1,5 @@
-"""Which processor handles which batch type: found by naming convention or registered explicitly."""
+"""Which processor (and which endpoint, if any) handles which batch type: found by naming
+convention or registered explicitly."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import inspect
 import os
 import pkgutil
 
+from musingly_pipeline.batches.endpoints import ENDPOINT_SUFFIX, BaseEndpoint
 from musingly_pipeline.batches.processor import SUFFIX, BaseProcessor
 from musingly_pipeline.storage.batches import BatchError
 
@@ -17,30 +19,39 @@ PROCESSOR_PACKAGES_ENV = "MUSINGLY_PROCESSOR_PACKAGES"
 
 
 class ProcessorRegistry:
-    """Maps batch types to processor classes."""
+    """Maps batch types to processor classes, and to endpoint classes (``batches.endpoints``)."""
 
     def __init__(self) -> None:
         self._processors: dict[str, type[BaseProcessor]] = {}
+        self._endpoints: dict[str, type[BaseEndpoint]] = {}
+        self._endpoint_instances: dict[str, BaseEndpoint] = {}
 
-    def register(self, processor_class: type[BaseProcessor], batch_type: str | None = None) -> type[BaseProcessor]:
-        """Register a processor class (usable as a decorator); its batch type comes from its name."""
-        if not (inspect.isclass(processor_class) and issubclass(processor_class, BaseProcessor)):
-            raise BatchError("BATCH_PROCESSOR_INVALID", f"{processor_class!r} is not a BaseProcessor subclass")
+    def register(self, processor_class: type, batch_type: str | None = None) -> type:
+        """Register a processor or endpoint class (usable as a decorator); its batch type comes from its name."""
+        if inspect.isclass(processor_class) and issubclass(processor_class, BaseEndpoint):
+            table: dict[str, type] = self._endpoints
+        elif inspect.isclass(processor_class) and issubclass(processor_class, BaseProcessor):
+            table = self._processors
+        else:
+            raise BatchError("BATCH_PROCESSOR_INVALID",
+                             f"{processor_class!r} is neither a BaseProcessor nor a BaseEndpoint subclass")
         batch_type = batch_type or processor_class.resolved_batch_type()
-        current = self._processors.get(batch_type)
+        current = table.get(batch_type)
         if current is not None and _qualname(current) != _qualname(processor_class):
             raise BatchError(
                 "BATCH_DUPLICATE_TYPE",
                 f"batch type {batch_type!r} is handled by both {_qualname(current)} and "
                 f"{_qualname(processor_class)}; rename one or set its batch_type",
             )
-        self._processors[batch_type] = processor_class
+        table[batch_type] = processor_class
+        self._endpoint_instances.pop(batch_type, None)
         return processor_class
 
     def discover(self, package: str) -> list[str]:
-        """Import ``package`` (and its submodules) and register every ``*Processor`` class defined there.
+        """Import ``package`` (and its submodules) and register every ``*Processor`` and ``*Endpoint``
+        class defined there.
 
-        Returns the batch types found.
+        Returns the batch types of the processors found.
         """
         try:
             root = importlib.import_module(package)
@@ -53,10 +64,14 @@ class ProcessorRegistry:
         found = []
         for module in modules:
             for _, cls in inspect.getmembers(module, inspect.isclass):
-                if (issubclass(cls, BaseProcessor) and cls is not BaseProcessor and cls.__module__ == module.__name__
-                        and cls.__name__.endswith(SUFFIX) and not inspect.isabstract(cls)):
+                if cls.__module__ != module.__name__ or inspect.isabstract(cls):
+                    continue
+                if issubclass(cls, BaseProcessor) and cls is not BaseProcessor and cls.__name__.endswith(SUFFIX):
                     self.register(cls)
                     found.append(cls.resolved_batch_type())
+                elif (issubclass(cls, BaseEndpoint) and cls is not BaseEndpoint
+                      and cls.__name__.endswith(ENDPOINT_SUFFIX)):
+                    self.register(cls)
         return found
 
     def get(self, batch_type: str) -> type[BaseProcessor]:
@@ -74,6 +89,23 @@ class ProcessorRegistry:
 
     def create(self, batch_type: str) -> BaseProcessor:
         return self.get(batch_type)()
+
+    def endpoint(self, batch_type: str) -> BaseEndpoint | None:
+        """The endpoint of ``batch_type`` (one instance per registry), or None if it has none."""
+        instance = self._endpoint_instances.get(batch_type)
+        if instance is None and batch_type in self._endpoints:
+            instance = self._endpoint_instances.setdefault(batch_type, self._endpoints[batch_type]())
+        return instance
+
+    def check_endpoints(self) -> None:
+        """Refuse (BATCH_PROCESSOR_INVALID) an endpoint whose batch type no processor handles: its
+        hooks would never run, which is almost always a misspelt class name."""
+        for batch_type, cls in sorted(self._endpoints.items()):
+            if batch_type not in self._processors:
+                known = ", ".join(self.batch_types) or "none registered"
+                raise BatchError("BATCH_PROCESSOR_INVALID",
+                                 f"{_qualname(cls)} serves batch type {batch_type!r}, which no processor handles "
+                                 f"(known: {known}); rename it after its processor or set its batch_type")
 
     @property
     def batch_types(self) -> list[str]:

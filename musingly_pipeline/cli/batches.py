@@ -1,4 +1,4 @@
-"""Commands on import batches: list them, show one with its failures, reprocess what failed."""
+"""Commands on import batches: list them, show one with its failures, process one, reprocess what failed."""
 
 from __future__ import annotations
 
@@ -23,8 +23,9 @@ def register(commands) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     p = add_command(
-        commands, "batch", "Show or reprocess one import batch.",
+        commands, "batch", "Show, process or reprocess one import batch.",
         "`batch show ID` prints the summary, the failed items with their errors and the log.\n"
+        "`batch process ID` processes its pending items (and resumes an interrupted run).\n"
         "`batch reprocess ID` creates a new batch, linked to ID, with the original data of its failed\n"
         "items (all items with --all) and processes it; items already applied are skipped. Exit 1\n"
         "when the new batch still has failures.",
@@ -38,6 +39,15 @@ def register(commands) -> None:
     show.add_argument("batch_id", metavar="ID")
     show.add_argument("--json", action="store_true", help="print JSON with every item and log line")
     show.set_defaults(handler=_show)
+    run = actions.add_parser(
+        "process", help="process the pending items of a batch", formatter_class=HelpFormatter,
+        description="Process a batch's pending items, resuming an interrupted run (items left in flight are\n"
+                    "retried one at a time). A completed batch is shown as is. Exit 1 when the batch has\n"
+                    "failed items (reprocess them with `batch reprocess ID`), or when another run holds it.",
+        epilog=f"Example:\n  musingly batch process {EXAMPLE_ID}")
+    run.add_argument("batch_id", metavar="ID")
+    run.add_argument("--json", action="store_true", help="print the batch's summary as JSON")
+    run.set_defaults(handler=_process)
     again = actions.add_parser(
         "reprocess", help="reprocess the failed items of a batch in a new batch", formatter_class=HelpFormatter,
         description="Create a new batch, linked to ID, with the original data of its failed items (all\n"
@@ -57,7 +67,7 @@ def _manager():
 
 
 def _missing_action(args) -> int:  # pragma: no cover - argparse requires ACTION
-    raise CommandError("say `show ID` or `reprocess ID`", 2)
+    raise CommandError("say `show ID`, `process ID` or `reprocess ID`", 2)
 
 
 def _batch_error(exc) -> CommandError:
@@ -90,7 +100,8 @@ def _list(args) -> int:
 def print_summary(summary) -> None:
     parent = f" (reprocesses {summary.parent_batch_id})" if summary.parent_batch_id else ""
     print(f"batch {summary.batch_id}{parent}")
-    print(f"  type {summary.batch_type}, status {summary.status}")
+    creator = f", created by {summary.created_by}" if summary.created_by else ""
+    print(f"  type {summary.batch_type}, status {summary.status}{creator}")
     print(f"  items {summary.total_items}: {summary.completed_items} completed, {summary.failed_items} failed, "
           f"{summary.skipped_items} skipped (already applied), {summary.pending_items} pending, "
           f"{summary.processing_items} in flight")
@@ -126,6 +137,20 @@ def _show(args) -> int:
     for log in logs[-SHOW_LIMIT:]:
         print(f"  {log.created_at:%H:%M:%S} {log.level:7} {log.message.splitlines()[0] if log.message else ''}")
     return EXIT_OK
+
+
+def _process(args) -> int:
+    from musingly_pipeline.batches import BatchError
+
+    try:
+        summary = _manager().process_batch(args.batch_id)
+    except BatchError as exc:
+        raise _batch_error(exc) from exc
+    if args.json:
+        print_json(summary.to_dict())
+    else:
+        print_summary(summary)
+    return EXIT_FAILURE if summary.status == "failed" else EXIT_OK
 
 
 def _reprocess(args) -> int:

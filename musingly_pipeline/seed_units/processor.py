@@ -27,6 +27,11 @@ class SeedUnitRejected(Exception):
 class SeedUnitProcessor(BaseProcessor):
     """Validates and imports one unit file (batch type ``seed_unit``)."""
 
+    # The smallest unit that imports (no lessons yet); its id makes importing it again an update.
+    example_items: ClassVar[list[dict[str, Any]] | None] = [{
+        "file": "units/example-unit.json",
+        "text": '{\n  "id": "example-unit",\n  "title": "Example unit",\n  "lessons": []\n}\n',
+    }]
     # Outcomes per item file, for a caller that wants Issues rather than the error text: a
     # subclass may point this at its own dict (see seed_units.folder.import_folder).
     outcomes: ClassVar[dict[str, dict[str, Any]] | None] = None

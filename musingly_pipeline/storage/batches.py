@@ -99,7 +99,8 @@ class BatchSummary:
     """One row of the ``import_batch_summary`` view: a batch with its counts and throughput.
 
     ``success_rate`` is the percentage of items completed or skipped (already applied elsewhere);
-    ``items_per_second`` counts items that reached an outcome over the batch's wall time.
+    ``items_per_second`` counts items that reached an outcome over the batch's wall time;
+    ``created_by`` is the user id of the API caller who created it (None outside the API).
     """
 
     batch_id: uuid.UUID
@@ -120,6 +121,12 @@ class BatchSummary:
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
+    created_by: str | None = None
+
+    @property
+    def done_items(self) -> int:
+        """Items with an outcome: completed, failed or skipped."""
+        return self.completed_items + self.failed_items + self.skipped_items
 
     def to_dict(self) -> dict[str, Any]:
         return {name: _jsonable(getattr(self, name)) for name in self.__dataclass_fields__}
@@ -183,13 +190,14 @@ def insert_batch(
     *,
     metadata: dict[str, Any] | None = None,
     parent_batch_id: uuid.UUID | None = None,
+    created_by: str | None = None,
 ) -> uuid.UUID:
     """Insert a batch and its items (``(source_json_text, item_key)`` pairs, via COPY); no commit."""
     batch_id = uuid.uuid4()
     conn.execute(
-        "INSERT INTO import_batches (id, batch_type, total_items, parent_batch_id, metadata)"
-        " VALUES (%s, %s, %s, %s, %s::jsonb)",
-        (batch_id, batch_type, len(items), parent_batch_id, dumps(metadata or {})),
+        "INSERT INTO import_batches (id, batch_type, total_items, parent_batch_id, metadata, created_by)"
+        " VALUES (%s, %s, %s, %s, %s::jsonb, %s)",
+        (batch_id, batch_type, len(items), parent_batch_id, dumps(metadata or {}), created_by),
     )
     with conn.cursor() as cur, cur.copy(
         "COPY import_batch_items (batch_id, item_index, source_data, item_key) FROM STDIN"
@@ -200,20 +208,23 @@ def insert_batch(
 
 
 def copy_items_to_new_batch(
-    conn: psycopg.Connection, original: BatchSummary, item_statuses: Sequence[str], metadata: dict[str, Any]
+    conn: psycopg.Connection, original: BatchSummary, item_statuses: Sequence[str], metadata: dict[str, Any],
+    created_by: str | None = None,
 ) -> uuid.UUID | None:
     """A new batch linked to ``original`` holding copies of its items in ``item_statuses``; no commit.
 
-    Returns ``None`` (and writes nothing) when the original has no such items.
+    Its ``created_by`` is ``created_by`` or, if None, the original's. Returns ``None`` (and writes
+    nothing) when the original has no such items.
     """
     batch_id = uuid.uuid4()
     conn.execute(
-        "INSERT INTO import_batches (id, batch_type, total_items, parent_batch_id, metadata)"
-        " SELECT %(new)s, b.batch_type, n.count, b.id, %(metadata)s::jsonb"
+        "INSERT INTO import_batches (id, batch_type, total_items, parent_batch_id, metadata, created_by)"
+        " SELECT %(new)s, b.batch_type, n.count, b.id, %(metadata)s::jsonb, coalesce(%(by)s, b.created_by)"
         " FROM import_batches b, LATERAL (SELECT count(*) AS count FROM import_batch_items i"
         "   WHERE i.batch_id = b.id AND i.status = ANY(%(statuses)s)) n"
         " WHERE b.id = %(old)s AND n.count > 0",
-        {"new": batch_id, "old": original.batch_id, "statuses": list(item_statuses), "metadata": dumps(metadata)},
+        {"new": batch_id, "old": original.batch_id, "statuses": list(item_statuses), "metadata": dumps(metadata),
+         "by": created_by},
     )
     if conn.execute("SELECT 1 FROM import_batches WHERE id = %s", (batch_id,)).fetchone() is None:
         return None
@@ -238,6 +249,30 @@ def try_lock_batch(conn: psycopg.Connection, batch_id: uuid.UUID) -> bool:
 
 def unlock_batch(conn: psycopg.Connection, batch_id: uuid.UUID) -> None:
     conn.execute("SELECT pg_advisory_unlock(%s)", (batch_lock_key(batch_id),))
+
+
+def batch_is_running(conn: psycopg.Connection, batch_id: uuid.UUID) -> bool:
+    """Whether a processing run (of any process) holds the batch's session lock now.
+
+    Read from ``pg_locks`` without taking the lock, so asking never makes a starting run busy. A
+    bigint advisory lock shows there as its high and low 32 bits (``classid``, ``objid``) with
+    ``objsubid`` 1.
+    """
+    key = batch_lock_key(batch_id) & 0xFFFF_FFFF_FFFF_FFFF
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        " AND classid::bigint = %s AND objid::bigint = %s) AS running",
+        (key >> 32, key & 0xFFFF_FFFF),
+    ).fetchone()
+    return bool(row["running"])
+
+
+def delete_pending_batch(conn: psycopg.Connection, batch_id: uuid.UUID) -> bool:
+    """Delete a batch no run has touched (status pending, never started), with its items and log; no commit."""
+    return conn.execute(
+        "DELETE FROM import_batches WHERE id = %s AND status = 'pending' AND started_at IS NULL", (batch_id,)
+    ).rowcount == 1
 
 
 def lock_batch_type(conn: psycopg.Connection, batch_type: str) -> None:

@@ -27,6 +27,7 @@ class Category(str, Enum):
     package = "package"
     storage = "storage"
     batches = "batches"
+    api = "api"
     signals = "signals"
 
 
@@ -83,9 +84,22 @@ CODES: dict[str, Category] = {
     "BATCH_NOTHING_TO_REPROCESS": Category.batches,
     "BATCH_DUPLICATE_TYPE": Category.batches,
     "BATCH_PROCESSOR_INVALID": Category.batches,
+    "BATCH_REFUSED": Category.batches,
+    "BATCH_ENDPOINT_FAILED": Category.batches,
     "ITEM_INVALID": Category.batches,
     "ITEM_FAILED": Category.batches,
     "ITEM_INTERRUPTED": Category.batches,
+    # The batch REST API (musingly_pipeline.api): requests it cannot take, besides the batch codes.
+    "REQUEST_INVALID": Category.api,
+    "REQUEST_NOT_UTF8": Category.api,
+    "REQUEST_TOO_DEEP": Category.api,
+    "REQUEST_TOO_LARGE": Category.api,
+    "UNAUTHORIZED": Category.api,
+    "NOT_FOUND": Category.api,
+    "METHOD_NOT_ALLOWED": Category.api,
+    "DATABASE_UNAVAILABLE": Category.api,
+    "PROCESSING_UNAVAILABLE": Category.api,
+    "INTERNAL_ERROR": Category.api,
     "SIGNAL_INVALID": Category.signals,
     "SIGNAL_MISSING_ID": Category.signals,
     "SIGNAL_BAD_TIMESTAMP": Category.signals,

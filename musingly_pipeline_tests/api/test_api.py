@@ -10,7 +10,7 @@ import uuid
 import psycopg
 import pytest
 
-from musingly_pipeline.api import create_app
+from musingly_pipeline.api import APIManager, ApiConfigError
 from musingly_pipeline_tests.conftest import PROJECT_ROOT
 
 
@@ -35,8 +35,10 @@ def test_create_process_show_and_reprocess_over_http(live):
         assert created.status_code == 201 and created.json()["status"] == "pending"
         batch_id = created.json()["batch_id"]
 
-        processed = client.post(f"/api/batches/{batch_id}/process").json()
-        assert (processed["status"], processed["failed_items"]) == ("failed", 2)
+        accepted = client.post(f"/api/batches/{batch_id}/process")
+        assert accepted.status_code == 202 and accepted.headers["location"] == f"/api/batches/{batch_id}"
+        processed = live.wait(batch_id)
+        assert (processed.status, processed.failed_items) == ("failed", 2)
         detail = client.get(f"/api/batches/{batch_id}").json()
         assert detail["failed_items"][0]["error_code"] == "ITEM_FAILED"
         assert detail["failed_items"][0]["source_data"] == {"n": 1}
@@ -44,16 +46,19 @@ def test_create_process_show_and_reprocess_over_http(live):
         with psycopg.connect(live.manager.database_url) as conn:
             conn.execute("UPDATE toggle_switch SET value = 'on'")
         again = client.post(f"/api/batches/{batch_id}/reprocess", json={"failed_items_only": True})
-        assert again.status_code == 201
-        assert (again.json()["parent_batch_id"], again.json()["completed_items"]) == (batch_id, 2)
+        assert again.status_code == 202
+        new_id = again.json()["batch_id"]
+        assert again.headers["location"] == again.json()["url"] == f"/api/batches/{new_id}"
+        assert (str(live.wait(new_id).parent_batch_id), live.wait(new_id).completed_items) == (batch_id, 2)
 
         listed = client.get("/api/batches", params={"parent_batch_id": batch_id}).json()
-        assert [b["batch_id"] for b in listed] == [again.json()["batch_id"]]
+        assert [b["batch_id"] for b in listed] == [new_id]
         failed = client.get("/api/batches", params={"status": "failed", "batch_type": "toggle"}).json()
         assert batch_id in [b["batch_id"] for b in failed]
 
         at_once = client.post("/api/batches", json={"batch_type": "counter", "items": [{"n": 5}], "process": True})
-        assert at_once.json()["status"] == "completed"
+        assert at_once.status_code == 202
+        assert live.wait(at_once.json()["batch_id"]).status == "completed"
 
 
 @pytest.mark.parametrize("body, status, code", [
@@ -80,16 +85,24 @@ def test_unknown_ids_and_conflicts(live):
         assert client.get("/api/batches/not-a-uuid").json()["code"] == "REQUEST_INVALID"
         assert client.get("/no/such/route").json()["code"] == "NOT_FOUND"
         done = client.post("/api/batches", json={"batch_type": "counter", "items": [{"n": 77}], "process": True})
+        live.wait(done.json()["batch_id"])
         nothing = client.post(f"/api/batches/{done.json()['batch_id']}/reprocess")
         assert (nothing.status_code, nothing.json()["code"]) == (409, "BATCH_NOTHING_TO_REPROCESS")
         not_json = client.post("/api/batches", content=b"{not json", headers={"content-type": "application/json"})
         assert not_json.status_code == 422 and not_json.json()["code"] == "REQUEST_INVALID"
 
 
-def test_the_app_needs_a_token_unless_insecure_local():
-    with pytest.raises(ValueError):
-        create_app(token=None)
-    assert create_app(token=None, insecure_local=True).title
+def test_the_api_needs_a_token_unless_insecure_local(monkeypatch):
+    monkeypatch.delenv("MUSINGLY_API_TOKEN", raising=False)
+    with pytest.raises(ApiConfigError, match="MUSINGLY_API_TOKEN"):
+        APIManager()
+    with pytest.raises(ApiConfigError, match="MUSINGLY_API_TOKEN"):
+        APIManager(token="  ")
+    local = APIManager(insecure_local=True)
+    with pytest.raises(ApiConfigError, match="loopback"):
+        local.run(host="0.0.0.0", port=1)
+    monkeypatch.setenv("MUSINGLY_API_TOKEN", "from-the-environment")
+    assert APIManager().authenticated
 
 
 def test_musingly_api_refuses_to_start_without_a_token():

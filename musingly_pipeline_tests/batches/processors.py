@@ -1,7 +1,9 @@
-"""Processors the batch tests use; discoverable as ``musingly_pipeline_tests.batches.processors``.
+"""Processors and endpoints the batch tests use; discoverable as ``musingly_pipeline_tests.batches.processors``.
 
 ``BATCH_TEST_HANG_ON=N`` makes CounterProcessor hang on item ``n == N`` and ``BATCH_TEST_CRASH=1``
 makes it kill its own process on items with ``"crash": true``: only subprocess tests set them.
+A ``gated_counter`` item with ``"gate": true`` waits until no session holds the advisory lock
+``GATE_KEY``: a test holds it to keep a batch mid-run as long as it needs.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from collections import Counter
 import psycopg
 from psycopg import sql
 
-from musingly_pipeline.batches import BaseProcessor, BatchManager, ProcessorRegistry
+from musingly_pipeline.batches import BaseEndpoint, BaseProcessor, BatchManager, BatchRefused, ProcessorRegistry
 
 PACKAGE = __name__
+GATE_KEY = 20_2026
 # (batch type, item index) -> process_item calls; the replay tests read it (and clear it).
 CALLS: Counter[tuple[str, int]] = Counter()
 
@@ -25,11 +28,16 @@ CREATE TABLE IF NOT EXISTS customers (email text PRIMARY KEY, name text NOT NULL
 CREATE TABLE IF NOT EXISTS customer_events (email text NOT NULL, event text NOT NULL);
 CREATE TABLE IF NOT EXISTS counted (n integer NOT NULL, batch_id uuid NOT NULL);
 CREATE TABLE IF NOT EXISTS hook_marks (hook text NOT NULL);
+CREATE TABLE IF NOT EXISTS notifications (batch_id uuid NOT NULL, user_id text, status text NOT NULL,
+    done integer NOT NULL, total integer NOT NULL, pid integer NOT NULL DEFAULT pg_backend_pid());
+CREATE TABLE IF NOT EXISTS api_quotas (user_id text PRIMARY KEY, max_batches integer NOT NULL);
 """
 
 
 class CustomerDataProcessor(BaseProcessor):
     """The seed's example: an upsert by email; ``"explode": true`` fails after a first write."""
+
+    example_items = [{"email": "ann@example.com", "name": "Ann"}, {"email": "bob@example.com", "name": "Bob"}]
 
     def validate_item(self, item, ctx):
         data = item.source_data
@@ -67,6 +75,75 @@ class CounterProcessor(BaseProcessor):
         return {"target_table": "counted", "target_id": n}
 
 
+class GatedCounterProcessor(CounterProcessor):
+    """CounterProcessor whose items with ``"gate": true`` first wait for the advisory lock GATE_KEY."""
+
+    def process_item(self, item, ctx):
+        if item.source_data.get("gate"):
+            ctx.execute("SELECT pg_advisory_xact_lock(%s)", (GATE_KEY,))
+        return super().process_item(item, ctx)
+
+
+class GatedCounterEndpoint(BaseEndpoint):
+    """A quota from ``api_quotas`` (batches a user may create; no row: no limit) and a notification
+    row per completed run in ``notifications``."""
+
+    def before_create_batch(self, request_data, ctx):
+        quota = ctx.execute_one("SELECT max_batches FROM api_quotas WHERE user_id = %s", (ctx.user_id,))
+        if quota is not None:
+            used = ctx.execute_one("SELECT count(*) AS n FROM import_batches WHERE created_by = %s AND batch_type = %s",
+                                   (ctx.user_id, ctx.batch_type))["n"]
+            if used >= quota["max_batches"]:
+                raise BatchRefused(f"quota exceeded: {ctx.user_id} may create {quota['max_batches']} batches",
+                                   status=429)
+        ctx.info("quota checked", user_id=ctx.user_id)
+        return request_data
+
+    def after_batch_complete(self, batch_id, summary, ctx):
+        ctx.execute("INSERT INTO notifications (batch_id, user_id, status, done, total) VALUES (%s, %s, %s, %s, %s)",
+                    (batch_id, ctx.user_id, summary.status, summary.done_items, summary.total_items))
+
+
+class NotifyFailsProcessor(CounterProcessor):
+    pass
+
+
+class NotifyFailsEndpoint(BaseEndpoint):
+    """Writes a notification, then raises: the write must not be kept, nor the batch harmed."""
+
+    def after_batch_complete(self, batch_id, summary, ctx):
+        ctx.execute("INSERT INTO notifications (batch_id, user_id, status, done, total) VALUES (%s, %s, %s, %s, %s)",
+                    (batch_id, ctx.user_id, summary.status, summary.done_items, summary.total_items))
+        ctx.warning("about to fail")
+        raise ConnectionError("the chat service is down")
+
+
+class CheckedProcessor(CounterProcessor):
+    pass
+
+
+class CheckedEndpoint(BaseEndpoint):
+    """``metadata.mode`` picks what before_create_batch does: ``refuse`` (ValueError), ``crash``
+    (KeyError after a write), ``wrong`` (returns a string), ``retype`` (changes batch_type),
+    ``quiet`` (returns None); otherwise it stamps the caller into the metadata and returns the request."""
+
+    def before_create_batch(self, request_data, ctx):
+        mode = request_data["metadata"].get("mode")
+        if mode == "refuse":
+            raise ValueError("items of this kind are not taken on Sundays")
+        if mode == "crash":
+            ctx.execute("INSERT INTO hook_marks (hook) VALUES ('before_create_batch')")
+            raise KeyError("customer_tier")
+        if mode == "wrong":
+            return "yes"
+        if mode == "retype":
+            return {**request_data, "batch_type": "counter"}
+        if mode == "quiet":
+            return None
+        ctx.info("stamped", by=ctx.user_id)
+        return {**request_data, "metadata": {**request_data["metadata"], "checked_by": ctx.user_id}}
+
+
 class StartHookFailsProcessor(BaseProcessor):
     def on_batch_start(self, ctx):
         ctx.execute("INSERT INTO hook_marks (hook) VALUES ('start')")
@@ -83,6 +160,14 @@ class CompleteHookFailsProcessor(BaseProcessor):
     def on_batch_complete(self, ctx, summary):
         ctx.execute("INSERT INTO hook_marks (hook) VALUES ('complete')")
         raise RuntimeError("notification failed")
+
+
+class StartHookFailsEndpoint(GatedCounterEndpoint):
+    """Would record a notification; a run whose on_batch_start fails never gets there."""
+
+
+class CompleteHookFailsEndpoint(GatedCounterEndpoint):
+    """Records a notification: the run whose on_batch_complete fails still gave every item an outcome."""
 
 
 class ToggleProcessor(BaseProcessor):

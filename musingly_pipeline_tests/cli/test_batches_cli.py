@@ -65,7 +65,8 @@ def test_unreachable_database_exits_3(monkeypatch, capsys):
     assert "database unavailable" in err and "secret" not in err
 
 
-@pytest.mark.parametrize("argv", [["batches", "--help"], ["batch", "show", "--help"], ["batch", "reprocess", "--help"]])
+@pytest.mark.parametrize("argv", [["batches", "--help"], ["batch", "show", "--help"], ["batch", "process", "--help"],
+                                  ["batch", "reprocess", "--help"]])
 def test_every_command_has_help_with_an_example(argv, capsys):
     with pytest.raises(SystemExit) as done:
         main(argv)

@@ -6,7 +6,8 @@ import dagster as dg
 import psycopg
 import pytest
 
-from musingly_pipeline.defs.batches import BatchManagerResource, ReprocessConfig, jobs, reprocess_failed_items
+from musingly_pipeline.defs.batches import (
+    BatchManagerResource, ProcessConfig, ReprocessConfig, jobs, process_batch, reprocess_failed_items)
 from musingly_pipeline.defs.resources import PostgresResource
 from musingly_pipeline_tests.batches.processors import PACKAGE, make_manager
 
@@ -53,7 +54,23 @@ def test_a_refused_reprocess_fails_the_run_with_the_code(manager):
     assert failure.step_failure_data.user_failure_data.metadata["code"].value == "BATCH_NOTHING_TO_REPROCESS"
 
 
-def test_the_module_exports_the_job():
-    assert jobs == [reprocess_failed_items]
-    assert dg.Definitions(jobs=jobs, resources={"batch_manager": BatchManagerResource(postgres=PostgresResource())}).get_job_def(
-        "reprocess_failed_items")
+def test_process_batch_processes_pending_items_and_records_the_summary(manager):
+    batch_id = manager.create_batch("counter", [{"n": 1}, {"n": 2}, {"no_n": 3}])
+    result = process_batch.execute_in_process(
+        run_config=dg.RunConfig(ops={"process_items": ProcessConfig(batch_id=str(batch_id))}),
+        instance=dg.DagsterInstance.ephemeral(),
+        resources={"batch_manager": BatchManagerResource(postgres=PostgresResource(url=manager.database_url),
+                                                         processor_packages=[PACKAGE])})
+    assert result.success
+    assert result.output_for_node("process_items")["failed_items"] == 1
+    [output] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+    metadata = output.step_output_data.metadata
+    assert (metadata["batch_id"].value, metadata["completed_items"].value) == (str(batch_id), 2)
+    assert "KeyError" in metadata["failed_items_detail"].value
+
+
+def test_the_module_exports_the_jobs():
+    assert jobs == [process_batch, reprocess_failed_items]
+    definitions = dg.Definitions(jobs=jobs,
+                                 resources={"batch_manager": BatchManagerResource(postgres=PostgresResource())})
+    assert definitions.get_job_def("reprocess_failed_items") and definitions.get_job_def("process_batch")

@@ -25,10 +25,10 @@ def test_discover_finds_every_processor_of_a_package():
     registry = ProcessorRegistry()
     found = registry.discover(processors.PACKAGE)
     assert sorted(found) == [
-        "always_run", "catches_in_a_savepoint", "complete_hook_fails", "connection_midway", "counter",
-        "customer_data", "every_other_fails", "grouped_customer", "grouped_swallows_errors",
-        "grouped_swallows_write_errors", "nul_message", "returning", "running_number", "start_hook_fails",
-        "swallows_errors", "swallows_write_errors", "toggle"]
+        "always_run", "catches_in_a_savepoint", "checked", "complete_hook_fails", "connection_midway", "counter",
+        "customer_data", "every_other_fails", "gated_counter", "grouped_customer", "grouped_swallows_errors",
+        "grouped_swallows_write_errors", "notify_fails", "nul_message", "returning", "running_number",
+        "start_hook_fails", "swallows_errors", "swallows_write_errors", "toggle"]
     assert registry.get("customer_data") is processors.CustomerDataProcessor
 
 
