@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from musingly_pipeline.contracts.bundle import ENTITY_KINDS
+from musingly_core.models import ENTITY_KINDS
 
 _CHUNK = 1 << 20
 

@@ -10,9 +10,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from musingly_core.report import format_path
+
 from musingly_pipeline.storage.batches import BatchError
 from musingly_pipeline.storage.database import DatabaseUnavailable
-from musingly_pipeline.validation.report import format_path
 
 logger = logging.getLogger("musingly_pipeline.api")
 

@@ -13,6 +13,8 @@ from typing import Any
 
 import psycopg
 
+from musingly_core.report import Issue, Severity, error
+
 from musingly_pipeline.seed_units.files import (
     UNITS_DIR,
     USERS_FILE,
@@ -33,7 +35,6 @@ from musingly_pipeline.storage.seed_units import (
     unit_titles,
 )
 from musingly_pipeline.validation.packages import parse_json, validate_unit_file, validate_users
-from musingly_pipeline.validation.report import Issue, Severity, error
 
 
 @dataclass

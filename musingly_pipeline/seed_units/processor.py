@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from musingly_core.report import Issue, error
+
 from musingly_pipeline.batches.processor import BaseProcessor
 from musingly_pipeline.storage.seed_units import SeedImportFailed, import_unit, known_users
 from musingly_pipeline.validation.packages import UnitValidation, validate_unit
-from musingly_pipeline.validation.report import Issue, error
 
 
 class SeedUnitRejected(Exception):

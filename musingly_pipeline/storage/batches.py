@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import tuple_row
 
-from musingly_pipeline.validation.report import Issue, Severity
+from musingly_core.report import Issue, Severity
 
 BATCH_STATUSES = ("pending", "processing", "completed", "failed")
 ITEM_STATUSES = ("pending", "processing", "completed", "failed", "skipped")

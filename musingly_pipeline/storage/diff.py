@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from musingly_pipeline.contracts.bundle import ENTITY_KINDS
+from musingly_core.models import ENTITY_KINDS
+
 from musingly_pipeline.storage.projections import projection
 from musingly_pipeline.storage.snapshots import SnapshotError, SnapshotInfo, _current, _snapshot, _uuid, session
 

@@ -39,8 +39,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from musingly_core.report import Issue, error, format_path
+
 from musingly_pipeline.contracts.seed_units import CONVERSATION_GROUPS, Unit, UsersFile
-from musingly_pipeline.validation.report import Issue, error, format_path
 
 _BOM = b"\xef\xbb\xbf"
 _TYPE_ERRORS = {

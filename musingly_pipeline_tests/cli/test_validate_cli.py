@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from musingly_pipeline.contracts.schema import SCHEMA_FILE, render_bundle_schema
+from musingly_core.schema import SCHEMA_FILE, render_bundle_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "data" / "examples").glob("*.json"))
@@ -86,8 +86,8 @@ def test_schema_is_deterministic_and_committed_copy_is_current(tmp_path):
     assert musingly("schema", "--out", str(out)).returncode == 0
     assert out.read_text() == render_bundle_schema() == musingly("schema").stdout
     assert SCHEMA_FILE.read_text() == render_bundle_schema(), (
-        "musingly_pipeline/contracts/import-schemas.json is out of date; run "
-        "`musingly schema --out musingly_pipeline/contracts/import-schemas.json`"
+        "sdk/python/musingly_core/import-schemas.json is out of date; run "
+        "`musingly schema --out sdk/python/musingly_core/import-schemas.json`"
     )
     schema = json.loads(out.read_text())
     assert schema["additionalProperties"] is False

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from musingly_pipeline.contracts.bundle import ImportBundle
+from musingly_core.models import ImportBundle
+
 from musingly_pipeline.storage import snapshots as store
 from musingly_pipeline.storage.database import connect
 from musingly_pipeline.storage.diff import diff_snapshots

@@ -10,13 +10,16 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
+import musingly_core
+from musingly_core.report import Category
+
 from musingly_pipeline.defs.bundles.partitions import bundle_partitions
 from musingly_pipeline.defs.resources import DataFolderResource, PostgresResource
 from musingly_pipeline.defs.signals.resources import SignalStoreResource
 from musingly_pipeline.signals.lifecycle import record_snapshot_event
 from musingly_pipeline.staging import StagedBundle, entity_counts, stage_bundle
 from musingly_pipeline.storage import snapshots
-from musingly_pipeline.validation import Category, markdown_table, validate_bundle_file
+from musingly_pipeline.validation.report import markdown_table
 
 GROUP = "bundles"
 
@@ -65,8 +68,7 @@ def raw_bundle(context: dg.AssetExecutionContext, data_folder: DataFolderResourc
 def validated_bundle(context: dg.AssetExecutionContext, raw_bundle: StagedBundle):
     """The bundle checked against the contracts and every integrity and graph rule. An invalid
     bundle fails a blocking check here, so no snapshot is made from it."""
-    result = validate_bundle_file(raw_bundle.path)
-    report = result.report
+    report = musingly_core.validate(raw_bundle.path)
     yield dg.Output(
         ValidatedBundle(staged=raw_bundle, valid=report.valid, counts=dict(report.counts)),
         metadata={

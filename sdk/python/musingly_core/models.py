@@ -6,6 +6,12 @@ Entities refer to each other by slug, never by database id, so a bundle is porta
 Every model is frozen and forbids unknown fields: a misspelled field is an error, never silently
 dropped. Where the guide (``shared/seeds/000``) is cut off, notably ``SparkImport``, the fields
 chosen are documented on the model.
+
+Types are strict in both ways in: ``ImportBundle.model_validate(json.load(f))`` and
+``ImportBundle.model_validate_json(text)`` give the same result for the same content
+(``"is_published": "yes"`` and ``"order_index": "3"`` are errors in both). The one kind of value
+JSON cannot carry natively, a time, is an ISO 8601 string in both, or a ``datetime`` in Python;
+``model_dump()`` gives it back as the ISO string, so ``json.dump(bundle.model_dump(), f)`` works.
 """
 
 from __future__ import annotations
@@ -16,12 +22,17 @@ from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     StringConstraints,
+    TypeAdapter,
+    ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 SUPPORTED_SCHEMA_VERSIONS: tuple[str, ...] = ("1.0.0",)
 
@@ -40,6 +51,33 @@ Color = Annotated[
 Text = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 Weight = Annotated[float, Field(ge=0.0, le=1.0, description="Strength of the link, from 0 to 1.")]
 OrderIndex = Annotated[int, Field(ge=0, description="Position among siblings, from 0.")]
+
+_DATETIME = TypeAdapter(datetime)
+
+
+def _datetime_from_string(value: object) -> object:
+    """An ISO 8601 string parsed exactly as strict JSON parsing does, whichever way it came in.
+
+    Strict Python validation takes only ``datetime`` objects, so the guide's
+    ``generated_at=datetime.now(timezone.utc).isoformat()`` and ``model_validate(json.load(f))``
+    would fail; this parses their strings as ``model_validate_json`` parses the same text (numbers
+    stay refused in both).
+    """
+    if not isinstance(value, str):
+        return value
+    try:
+        return _DATETIME.validate_strings(value, strict=True)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        raise PydanticCustomError(err["type"], err["msg"], err.get("ctx")) from None
+
+
+IsoDatetime = Annotated[
+    datetime,
+    BeforeValidator(_datetime_from_string),
+    # The same string in model_dump() as in model_dump_json(): a plain dump is JSON-ready.
+    PlainSerializer(lambda value: _DATETIME.dump_python(value, mode="json"), return_type=str),
+]
 
 
 class DifficultyLevel(str, Enum):
@@ -73,7 +111,7 @@ class _Contract(BaseModel):
 class ImportMetadata(_Contract):
     """Where a bundle came from and when it was made."""
 
-    generated_at: datetime = Field(description="When the generator wrote the bundle, ISO 8601.")
+    generated_at: IsoDatetime = Field(description="When the generator wrote the bundle, ISO 8601.")
     source_system: Text = Field(description="The generator's name: `ml-content-generator`.")
     source_version: Text | None = Field(default=None, description="The generator's version.")
     description: str | None = Field(default=None, description="What this bundle changes, for people.")
