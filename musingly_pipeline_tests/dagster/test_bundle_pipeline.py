@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+import musingly_core
 from musingly_pipeline.defs.bundles import asset_checks, assets
 from musingly_pipeline.defs.bundles.jobs import cleanup_snapshots, promote_snapshot, rollback_snapshot
 from musingly_pipeline.defs.bundles.partitions import bundle_partitions
@@ -18,6 +19,7 @@ from musingly_pipeline.defs.resources import DataFolderResource, PostgresResourc
 from musingly_pipeline.defs.signals.resources import SignalStoreResource
 from musingly_pipeline.signals.lifecycle import current_snapshot_at
 from musingly_pipeline.storage import snapshots
+from musingly_pipeline.validation.report import markdown_table
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "data" / "examples"
 
@@ -110,6 +112,9 @@ def test_invalid_bundle_stops_at_validated_bundle(instance, db, folder, mutate, 
     checks = check_results(result)
     assert checks[failing_check] is False
     assert [name for name, passed in checks.items() if not passed] == [failing_check]
+    # The asset reports what musingly_core.validate (and so `musingly validate`) finds in the file.
+    issues = result.asset_materializations_for_node("validated_bundle")[0].metadata["issues"].value
+    assert issues == markdown_table(musingly_core.validate(folder.inbox / key).issues) != "No issues."
     assert "draft_snapshot" not in materialized(result)
     assert snapshots.list_snapshots(db) == []
 
