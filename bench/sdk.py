@@ -12,8 +12,9 @@ spark, ~300k prerequisite links, ~700k rows in all) as plain dicts. Measured, in
 * read, baseline ``json.load`` of the exported file, against ``musingly_core.validate`` of it (every
   rule ``musingly validate`` runs).
 
-Each step runs ``--rounds`` times (default 3); the median is shown. Ratios are to the baseline
-named on their line.
+Each round runs every step once, in the order above, so a busy machine slows steps and baselines
+alike; the median of ``--rounds`` rounds (default 3) is shown. Ratios are to the baseline named on
+their line.
 
     python bench/sdk.py                 # 100k sparks
     python bench/sdk.py --sparks 10000  # quicker
@@ -27,7 +28,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -68,17 +68,6 @@ def build(entities: dict[str, list[dict]]) -> ImportBundle:
     )
 
 
-def timed(rounds: int, step: Callable[[], object]) -> tuple[float, object]:
-    """Median seconds of ``rounds`` runs of ``step``, and its last result."""
-    seconds, result = [], None
-    for _ in range(rounds):
-        result = None  # let the previous round's result go before the next one is made
-        start = time.perf_counter()
-        result = step()
-        seconds.append(time.perf_counter() - start)
-    return statistics.median(seconds), result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sparks", type=int, default=100_000)
@@ -107,17 +96,30 @@ def main() -> None:
             with open(guide) as f:
                 return json.load(f)
 
-        t_dumps, _ = timed(args.rounds, write_plain)
-        t_dump_indent, _ = timed(args.rounds, dump_plain_indented)
-        t_build, bundle = timed(args.rounds, lambda: build(entities))
-        t_guide, _ = timed(args.rounds, lambda: export_guide(bundle))
-        t_fast, _ = timed(args.rounds, lambda: fast.write_text(bundle.model_dump_json(), encoding="utf-8"))
+        seconds: dict[str, list[float]] = {}
+
+        def timed(name: str, step):
+            start = time.perf_counter()
+            result = step()
+            seconds.setdefault(name, []).append(time.perf_counter() - start)
+            return result
+
+        for _ in range(args.rounds):
+            timed("dumps", write_plain)
+            timed("dump_indent", dump_plain_indented)
+            bundle = None  # the previous round's models go before the next ones are made
+            bundle = timed("build", lambda: build(entities))
+            timed("guide", lambda: export_guide(bundle))
+            timed("fast", lambda: fast.write_text(bundle.model_dump_json(), encoding="utf-8"))
+            timed("load", load_plain)
+            report = timed("validate", lambda: musingly_core.validate(guide))
+            assert report.valid and report.counts == bundle.counts(), [str(i) for i in report.errors[:5]]
         size = guide.stat().st_size
-        t_load, _ = timed(args.rounds, load_plain)
-        t_validate, report = timed(args.rounds, lambda: musingly_core.validate(guide))
-        assert report.valid and report.counts == bundle.counts(), [str(i) for i in report.errors[:5]]
         assert json.loads(fast.read_bytes()) == json.loads(guide.read_bytes())
 
+    median = {name: statistics.median(values) for name, values in seconds.items()}
+    t_dumps, t_dump_indent, t_build, t_guide, t_fast, t_load, t_validate = (
+        median[n] for n in ("dumps", "dump_indent", "build", "guide", "fast", "load", "validate"))
     print(f"bundle: {args.sparks} sparks, {rows} rows, {size / 2**20:.0f} MiB (indented); "
           f"median of {args.rounds} rounds; musingly-core {musingly_core.__version__}")
     lines = [
@@ -131,9 +133,9 @@ def main() -> None:
         ("json.load of the file (baseline)", t_load, None),
         ("musingly_core.validate(file)", t_validate, ("json.load", t_load)),
     ]
-    for name, seconds, versus in lines:
-        ratio = f"  {seconds / versus[1]:5.2f}x {versus[0]}" if versus else ""
-        print(f"{name:<55} {seconds:7.2f} s {rows / seconds:10,.0f} rows/s{ratio}")
+    for name, took, versus in lines:
+        ratio = f"  {took / versus[1]:5.2f}x {versus[0]}" if versus else ""
+        print(f"{name:<55} {took:7.2f} s {rows / took:10,.0f} rows/s{ratio}")
 
 
 if __name__ == "__main__":
