@@ -4,7 +4,8 @@ A bundle is a complete (or, with ``--merge``, partial) set of entities for one c
 Entities refer to each other by slug, never by database id, so a bundle is portable and readable.
 
 Every model is frozen and forbids unknown fields: a misspelled field is an error, never silently
-dropped. Where the guide (``shared/seeds/000``) is cut off, notably ``SparkImport``, the fields
+dropped. Every value fits the column it is stored in (:mod:`~musingly_pipeline.contracts.storable`),
+so what validates imports exactly. Where the guide (``shared/seeds/000``) is cut off, notably ``SparkImport``, the fields
 chosen are documented on the model.
 """
 
@@ -23,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from musingly_pipeline.contracts.storable import INT4_MAX
+
 SUPPORTED_SCHEMA_VERSIONS: tuple[str, ...] = ("1.0.0",)
 
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
@@ -38,8 +41,9 @@ Color = Annotated[
     Field(description="Hex color `#RRGGBB`."),
 ]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=500)]
-Weight = Annotated[float, Field(ge=0.0, le=1.0, description="Strength of the link, from 0 to 1.")]
-OrderIndex = Annotated[int, Field(ge=0, description="Position among siblings, from 0.")]
+Weight = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False, description="Strength of the link, from 0 to 1.")]
+# Stored in an `integer` column.
+OrderIndex = Annotated[int, Field(ge=0, le=INT4_MAX, description="Position among siblings, from 0.")]
 
 
 class DifficultyLevel(str, Enum):

@@ -32,6 +32,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
+from musingly_pipeline.contracts.storable import DoubleNumber, Int8
+
 
 def _iso_datetime(value: str) -> str:
     try:
@@ -74,9 +76,9 @@ Timestamp = Annotated[
     str, AfterValidator(_iso_datetime), TIME,
     Field(description="ISO 8601: `2024-01-15T10:30:00Z`, `...+00:00` or no offset (UTC)."),
 ]
-BigInt = Annotated[int, Field(ge=-(2**63), le=2**63 - 1), INT]
+BigInt = Annotated[Int8, INT]
 # Written as an integer or a float; which one is kept. Stored as double precision.
-Number = Annotated[int | float, NUMBER]
+Number = Annotated[DoubleNumber, NUMBER]
 Flag = Annotated[bool, BOOL]
 FreeObject = Annotated[dict[str, Any], JSON, Field(description="Free-form JSON object, kept as written.")]
 FreeList = Annotated[list[Any], JSON, Field(description="Free-form JSON array, kept as written.")]
