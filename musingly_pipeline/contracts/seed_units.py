@@ -32,7 +32,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from musingly_pipeline.contracts.storable import DoubleNumber, Int8
+from musingly_pipeline.contracts.storable import DoubleNumber, Int8, NoNul
 
 
 def _iso_datetime(value: str) -> str:
@@ -42,14 +42,6 @@ def _iso_datetime(value: str) -> str:
         raise PydanticCustomError(
             "iso_datetime", "{value!r} is not an ISO 8601 datetime", {"value": value},
         ) from None
-    return value
-
-
-def _no_nul(value: str) -> str:
-    if "\x00" in value:
-        raise PydanticCustomError(
-            "nul_character", "contains a NUL character (\\u0000), which PostgreSQL text cannot store",
-        )
     return value
 
 
@@ -70,8 +62,8 @@ NUMBER = ColumnKind("number")
 BOOL = ColumnKind("bool")
 JSON = ColumnKind("json")
 
-Text = Annotated[str, AfterValidator(_no_nul), TEXT]
-Id = Annotated[str, AfterValidator(_no_nul), Field(min_length=1), TEXT]
+Text = Annotated[str, NoNul, TEXT]
+Id = Annotated[str, NoNul, Field(min_length=1), TEXT]
 Timestamp = Annotated[
     str, AfterValidator(_iso_datetime), TIME,
     Field(description="ISO 8601: `2024-01-15T10:30:00Z`, `...+00:00` or no offset (UTC)."),
@@ -351,8 +343,8 @@ class User(_Record):
     """One user; ``key`` is what a unit's ``owner_key`` names."""
 
     id: BigInt
-    key: Annotated[str, Field(min_length=1), AfterValidator(_no_nul), TEXT]
-    email: Annotated[str, Field(min_length=1), AfterValidator(_no_nul), TEXT]
+    key: Annotated[str, Field(min_length=1), NoNul, TEXT]
+    email: Annotated[str, Field(min_length=1), NoNul, TEXT]
     name: Text | None = None
     role: Text | None = None
     is_active: Flag | None = None

@@ -2,8 +2,9 @@
 
 What validation accepts is stored exactly, so each contract field is bounded by its column: an
 integer by its column's integer type (``integer``: 32 bits, ``bigint``: 64 bits), a number stored as
-``double precision`` to finite values and to the integers a double holds exactly. A value outside is
-refused by validation, with its location, instead of failing the import or being stored changed.
+``double precision`` to finite values and to the integers a double holds exactly, and text to what a
+``text`` column stores (no NUL character). A value outside is refused by validation, with its
+location, instead of failing the import or being stored changed.
 """
 
 from __future__ import annotations
@@ -42,3 +43,16 @@ def double_exact(value: int | float) -> int | float:
 # constrained types: pydantic's float accepts an integer, so an integer past 2**53 would pass as a float.
 DoubleNumber = Annotated[int | float, AfterValidator(double_exact)]
 
+
+
+def no_nul(value: str) -> str:
+    """Refuse text holding NUL (``\\u0000``): a PostgreSQL ``text`` value cannot contain it."""
+    if "\x00" in value:
+        raise PydanticCustomError(
+            "nul_character",
+            "contains a NUL character (\\u0000), which PostgreSQL text cannot store; remove it",
+        )
+    return value
+
+
+NoNul = AfterValidator(no_nul)

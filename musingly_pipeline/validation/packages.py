@@ -51,7 +51,7 @@ _TYPE_ERRORS = {
     "dict_type": "an object", "model_type": "an object", "model_attributes_type": "an object",
 }
 # Union members pydantic appends to an error's location (`total_cost.int`); not part of the path.
-_UNION_TAGS = {"int", "float", "str", "bool", "function-after[_no_nul(), str]"}
+_UNION_TAGS = {"int", "float", "str", "bool", "function-after[no_nul(), str]"}
 
 
 @dataclass(frozen=True)

@@ -97,3 +97,20 @@ def test_a_seed_number_a_double_cannot_hold_is_refused_before_the_database(url, 
     [unit] = result.units
     assert not unit.imported
     assert [(i.code, i.path) for i in unit.errors] == [("SCHEMA_INVALID_VALUE", "lessons[0].flow_run.total_cost")]
+
+
+@pytest.mark.parametrize(("kind", "field"), [("sparks", "content_md"), ("domains", "name"), (None, "version_label")])
+def test_a_nul_character_is_refused_by_import_before_the_database(url, tmp_path, kind, field):
+    """A NUL used to pass validate and then fail COPY (CharacterNotInRepertoire) with a traceback."""
+    data = example_data()
+    (data[kind][0] if kind else data)[field] = "with\u0000nul"
+    path = tmp_path / "nul.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    where = f"{kind}[0].{field}" if kind else field
+    for command in (("validate", str(path)), ("import", str(path))):
+        done = musingly(url, *command)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "Traceback" not in done.stderr
+        assert "SCHEMA_INVALID_VALUE" in done.stdout + done.stderr
+        assert where in done.stdout + done.stderr
+    assert store.list_snapshots(url) == [] and store.list_imports(url) == []

@@ -130,3 +130,46 @@ def test_finite_floats_still_round_trip_through_the_contract():
     assert unit_issues(unit_with(FLOW_RUN + ("total_cost",), 1.7976931348623157e308)) == []
     assert unit_issues(unit_with(FLOW_RUN + ("total_cost",), -0.0)) == []
     assert not math.isinf(1.7976931348623157e308)
+
+
+# Text: PostgreSQL text cannot hold NUL (\u0000); the bundle must refuse it as the seed units do.
+NUL_FIELDS = [
+    ("version_label",), ("name",), ("metadata", "source_system"), ("metadata", "source_version"),
+    ("metadata", "description"), ("domains", 0, "name"), ("domains", 0, "description"), ("domains", 0, "icon"),
+    ("trails", 0, "title"), ("trails", 0, "description"), ("concepts", 0, "title"),
+    ("concepts", 0, "description"), ("sparks", 0, "title"), ("sparks", 0, "summary"),
+    ("sparks", 0, "content_md"), ("beacons", 0, "name"), ("beacons", 0, "description"),
+    ("beacons", 0, "category"), ("spark_links", 0, "description"), ("concept_links", 0, "description"),
+    ("sparks", 0, "slug"), ("domains", 0, "color"),
+]
+
+
+@pytest.mark.parametrize("field", NUL_FIELDS, ids=lambda f: ".".join(map(str, f)))
+def test_a_nul_character_in_any_bundle_text_is_refused_with_its_location(tmp_path, field):
+    data = example()
+    target = data
+    for part in field[:-1]:
+        target = target[part]
+    target[field[-1]] = "before\u0000after"
+    errors = bundle_errors(tmp_path, json.dumps(data))
+    path = ".".join(str(p) for p in field).replace(".0.", "[0].")
+    assert ("SCHEMA_INVALID_VALUE", path) in errors, errors
+
+
+def test_the_nul_message_is_the_seed_units_rule(tmp_path):
+    data = example()
+    data["sparks"][0]["content_md"] = "a\u0000b"
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    [issue] = validate_bundle_file(path).report.errors
+    unit = unit_with(("description",), "a\u0000b")
+    [seed_issue] = validate_unit(unit.encode("utf-8"), USERS).issues
+    assert issue.code == seed_issue.code == "SCHEMA_INVALID_VALUE"
+    assert issue.message.split(";")[0] == seed_issue.message.split(";")[0]
+    assert "NUL" in issue.message
+
+
+def test_an_escaped_backslash_before_u0000_is_text_not_nul(tmp_path):
+    data = example()
+    data["sparks"][0]["content_md"] = "write \\u0000 for NUL"
+    assert bundle_errors(tmp_path, json.dumps(data)) == []
