@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 import types
 import typing
 from collections.abc import Iterable
@@ -42,6 +43,7 @@ from pydantic import BaseModel, ValidationError
 from musingly_core.report import Issue, error, format_path
 
 from musingly_pipeline.contracts.seed_units import CONVERSATION_GROUPS, Unit, UsersFile
+from musingly_pipeline.validation.json_tree import locate
 
 _BOM = b"\xef\xbb\xbf"
 _TYPE_ERRORS = {
@@ -50,7 +52,7 @@ _TYPE_ERRORS = {
     "dict_type": "an object", "model_type": "an object", "model_attributes_type": "an object",
 }
 # Union members pydantic appends to an error's location (`total_cost.int`); not part of the path.
-_UNION_TAGS = {"int", "float", "str", "bool", "function-after[_no_nul(), str]"}
+_UNION_TAGS = {"int", "float", "str", "bool", "function-after[no_nul(), str]"}
 
 
 @dataclass(frozen=True)
@@ -136,8 +138,24 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+_INFINITIES = (float("inf"), float("-inf"))
+# A \uD800-\uDFFF escape: maybe half of a surrogate pair, maybe a lone one that UTF-8 cannot encode.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _unencodable(value: Any) -> bool:
+    if not isinstance(value, str) or value.isascii():
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def parse_json(data: bytes | str) -> tuple[Any, list[Issue]]:
-    """Parse JSON text strictly: UTF-8, no duplicate keys, no NaN/Infinity."""
+    """Parse JSON text strictly: UTF-8, no duplicate keys, no NaN/Infinity, numbers a double holds,
+    no lone surrogate escapes (``\\ud800``: text PostgreSQL cannot store)."""
     if isinstance(data, bytes):
         if data.startswith(_BOM):
             data = data[len(_BOM):]
@@ -150,10 +168,19 @@ def parse_json(data: bytes | str) -> tuple[Any, list[Issue]]:
         text = data
     if not text.strip():
         return None, [error("FILE_EMPTY", "", "the file is empty; it must hold one JSON object")]
+    overflowed: list[str] = []
+
+    def parse_float(literal: str) -> float:
+        value = float(literal)
+        if value in _INFINITIES:
+            overflowed.append(literal)
+        return value
+
     try:
-        return json.loads(
+        document = json.loads(
             text, object_pairs_hook=_object_without_duplicates, parse_constant=_reject_constant,
-        ), []
+            parse_float=parse_float,
+        )
     except _DuplicateKey as exc:
         return None, [error(
             "JSON_DUPLICATE_KEY", "",
@@ -161,6 +188,21 @@ def parse_json(data: bytes | str) -> tuple[Any, list[Issue]]:
         )]
     except ValueError as exc:
         return None, [error("JSON_INVALID", "", f"not valid JSON: {exc}; fix the JSON syntax there")]
+    issues = []
+    if overflowed:  # the walk finds them in document order, as the parser met them
+        infinite = locate(document, lambda v: isinstance(v, float) and v in _INFINITIES)
+        issues.extend(
+            error("SCHEMA_INVALID_VALUE", path,
+                  f"the number {literal} is out of range: a number must fit a double (at most about 1.8e308); "
+                  "write a smaller number")
+            for literal, (path, _) in zip(overflowed, infinite))
+    if _SURROGATE_ESCAPE.search(text):
+        issues.extend(
+            error("SCHEMA_INVALID_VALUE", path,
+                  f"{_show(value)} holds a lone UTF-16 surrogate escape (\\ud800-\\udfff without its pair), "
+                  "which UTF-8 and PostgreSQL text cannot hold; write the whole character or remove it")
+            for path, value in locate(document, _unencodable, keys=True))
+    return (None, issues) if issues else (document, [])
 
 
 def validate_unit(data: bytes | str | dict[str, Any], users: KnownUsers, source: str = "") -> UnitValidation:

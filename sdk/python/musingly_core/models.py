@@ -4,7 +4,8 @@ A bundle is a complete (or, with ``--merge``, partial) set of entities for one c
 Entities refer to each other by slug, never by database id, so a bundle is portable and readable.
 
 Every model is frozen and forbids unknown fields: a misspelled field is an error, never silently
-dropped. Where the guide (``shared/seeds/000``) is cut off, notably ``SparkImport``, the fields
+dropped. Every value fits the column it is stored in (:mod:`~musingly_core.storable`),
+so what validates imports exactly. Where the guide (``shared/seeds/000``) is cut off, notably ``SparkImport``, the fields
 chosen are documented on the model.
 
 Types are strict in both ways in: ``ImportBundle.model_validate(json.load(f))`` and
@@ -34,6 +35,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from musingly_core.storable import INT4_MAX, NoNul
+
 SUPPORTED_SCHEMA_VERSIONS: tuple[str, ...] = ("1.0.0",)
 
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
@@ -48,9 +51,13 @@ Color = Annotated[
     StringConstraints(pattern=r"^#[0-9A-Fa-f]{6}$"),
     Field(description="Hex color `#RRGGBB`."),
 ]
-Text = Annotated[str, StringConstraints(min_length=1, max_length=500)]
-Weight = Annotated[float, Field(ge=0.0, le=1.0, description="Strength of the link, from 0 to 1.")]
-OrderIndex = Annotated[int, Field(ge=0, description="Position among siblings, from 0.")]
+# Free text (no pattern keeps NUL out): stored in `text` columns, which cannot hold NUL. The NUL
+# check goes after the length constraints, which then keep their own error messages.
+Prose = Annotated[str, NoNul]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=500), NoNul]
+Weight = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False, description="Strength of the link, from 0 to 1.")]
+# Stored in an `integer` column.
+OrderIndex = Annotated[int, Field(ge=0, le=INT4_MAX, description="Position among siblings, from 0.")]
 
 _DATETIME = TypeAdapter(datetime)
 
@@ -114,7 +121,7 @@ class ImportMetadata(_Contract):
     generated_at: IsoDatetime = Field(description="When the generator wrote the bundle, ISO 8601.")
     source_system: Text = Field(description="The generator's name: `ml-content-generator`.")
     source_version: Text | None = Field(default=None, description="The generator's version.")
-    description: str | None = Field(default=None, description="What this bundle changes, for people.")
+    description: Prose | None = Field(default=None, description="What this bundle changes, for people.")
 
 
 class DomainImport(_Contract):
@@ -122,8 +129,8 @@ class DomainImport(_Contract):
 
     name: Text
     slug: Slug
-    description: str | None = None
-    icon: Annotated[str, StringConstraints(max_length=100)] | None = None
+    description: Prose | None = None
+    icon: Annotated[str, StringConstraints(max_length=100), NoNul] | None = None
     color: Color | None = None
     is_published: bool = False
 
@@ -134,7 +141,7 @@ class TrailImport(_Contract):
     domain_slug: Slug
     title: Text
     slug: Slug
-    description: str | None = None
+    description: Prose | None = None
     difficulty_level: Difficulty = "beginner"
     is_published: bool = False
 
@@ -145,7 +152,7 @@ class ConceptImport(_Contract):
     trail_slug: Slug | None = None
     title: Text
     slug: Slug
-    description: str | None = None
+    description: Prose | None = None
     order_index: OrderIndex = 0
     is_published: bool = False
 
@@ -160,8 +167,8 @@ class SparkImport(_Contract):
 
     title: Text
     slug: Slug
-    summary: str | None = None
-    content_md: str = Field(description="The lesson body, Markdown.")
+    summary: Prose | None = None
+    content_md: Prose = Field(description="The lesson body, Markdown.")
     difficulty_level: Difficulty = "beginner"
     estimated_minutes: Annotated[int, Field(ge=1, le=600)] = 5
     is_published: bool = False
@@ -172,8 +179,8 @@ class BeaconImport(_Contract):
 
     name: Text
     slug: Slug
-    description: str | None = None
-    category: Annotated[str, StringConstraints(max_length=100)] | None = None
+    description: Prose | None = None
+    category: Annotated[str, StringConstraints(max_length=100), NoNul] | None = None
 
 
 class ConceptSparkImport(_Contract):
@@ -196,7 +203,7 @@ class _PrerequisiteLink(_Contract):
     target_slug: Slug
     link_type: Link = "prerequisite"
     weight: Weight = 1.0
-    description: str | None = None
+    description: Prose | None = None
 
 
 class SparkLinkImport(_PrerequisiteLink):
@@ -211,7 +218,7 @@ class ImportBundle(_Contract):
     """A complete import payload. Every entity list may be empty or absent."""
 
     schema_version: str = Field(description=f"Contract version; supported: {', '.join(SUPPORTED_SCHEMA_VERSIONS)}.")
-    version_label: Annotated[str, StringConstraints(min_length=1, max_length=100)] = Field(
+    version_label: Annotated[str, StringConstraints(min_length=1, max_length=100), NoNul] = Field(
         description="Your label for this content version: `v2.1.0`, `2026-01-Q1`."
     )
     name: Text | None = Field(default=None, description="Defaults to the version label.")
