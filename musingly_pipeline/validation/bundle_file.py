@@ -2,6 +2,8 @@
 
 Parsing goes straight from bytes to the frozen contracts with ``model_validate_json`` (no
 intermediate ``json.load`` tree), which keeps time and peak memory close to a plain ``json.load``.
+That parse keeps the last of repeated keys silently; a count of the file's keys finds them
+(:mod:`~musingly_pipeline.validation.duplicate_keys`).
 Every failure becomes an :class:`~musingly_pipeline.validation.report.Issue`; nothing here raises
 for a user's mistake.
 """
@@ -11,14 +13,22 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
+from musingly_pipeline.contracts.bundle import ENTITY_KINDS, SLUG_PATTERN, ImportBundle
 from musingly_pipeline.gcpause import gc_paused
-from musingly_pipeline.contracts.bundle import SLUG_PATTERN, ImportBundle
+from musingly_pipeline.validation.duplicate_keys import (
+    count_keys,
+    duplicate_key_issue,
+    fields_set,
+    find_duplicate_keys,
+)
 from musingly_pipeline.validation.integrity import check_bundle
 from musingly_pipeline.validation.report import Issue, ValidationReport, error, format_path
 
@@ -121,7 +131,17 @@ def parse_bundle(data: bytes, report: ValidationReport) -> ImportBundle | None:
         report.issues.extend(_issues_from(exc, data))
         return None
     report.counts = bundle.counts()
+    # pydantic keeps the last of repeated keys; the count says if there were any, the slow parse where
+    if count_keys(data) != fields_set(_models(bundle)):
+        duplicates = find_duplicate_keys(data)
+        if duplicates:
+            report.issues.extend(duplicate_key_issue(path, key) for path, key in duplicates)
+            return None
     return bundle
+
+
+def _models(bundle: ImportBundle) -> Iterable[BaseModel]:
+    return chain((bundle, bundle.metadata), *(getattr(bundle, kind) for kind in ENTITY_KINDS))
 
 
 def _issues_from(exc: ValidationError, data: bytes) -> list[Issue]:

@@ -41,6 +41,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from musingly_pipeline.contracts.seed_units import CONVERSATION_GROUPS, Unit, UsersFile
+from musingly_pipeline.validation.duplicate_keys import DuplicateKeys, duplicate_key_issue
 from musingly_pipeline.validation.json_tree import locate
 from musingly_pipeline.validation.report import Issue, error, format_path
 
@@ -118,21 +119,6 @@ class UsersValidation:
         return KnownUsers.of((u.id, u.key) for u in self.model.users)
 
 
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise _DuplicateKey(key)
-            seen.add(key)
-    return result
-
-
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
@@ -167,6 +153,7 @@ def parse_json(data: bytes | str) -> tuple[Any, list[Issue]]:
         text = data
     if not text.strip():
         return None, [error("FILE_EMPTY", "", "the file is empty; it must hold one JSON object")]
+    duplicates = DuplicateKeys()
     overflowed: list[str] = []
 
     def parse_float(literal: str) -> float:
@@ -177,17 +164,11 @@ def parse_json(data: bytes | str) -> tuple[Any, list[Issue]]:
 
     try:
         document = json.loads(
-            text, object_pairs_hook=_object_without_duplicates, parse_constant=_reject_constant,
-            parse_float=parse_float,
+            text, object_pairs_hook=duplicates.hook, parse_constant=_reject_constant, parse_float=parse_float,
         )
-    except _DuplicateKey as exc:
-        return None, [error(
-            "JSON_DUPLICATE_KEY", "",
-            f"the key `{exc.args[0]}` appears twice in one object; keep one of them",
-        )]
     except ValueError as exc:
         return None, [error("JSON_INVALID", "", f"not valid JSON: {exc}; fix the JSON syntax there")]
-    issues = []
+    issues = [duplicate_key_issue(path, key) for path, key in duplicates.located(document)]
     if overflowed:  # the walk finds them in document order, as the parser met them
         infinite = locate(document, lambda v: isinstance(v, float) and v in _INFINITIES)
         issues.extend(
