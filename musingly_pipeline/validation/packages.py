@@ -185,22 +185,31 @@ def parse_json(data: bytes | str) -> tuple[Any, list[Issue]]:
     return (None, issues) if issues else (document, [])
 
 
+def unit_document(data: bytes | str) -> tuple[dict[str, Any] | None, list[Issue]]:
+    """The JSON object of a unit file, or the issues that say it is not one (it does not parse, or
+    holds something else than an object): a file that no fix of a unit rule can make importable."""
+    document, issues = parse_json(data)
+    if issues:
+        return None, issues
+    if not isinstance(document, dict):
+        return None, [error(
+            "SEED_NOT_OBJECT", "",
+            f"the file holds a JSON {_json_kind(document)}, but a unit file is one JSON object "
+            '({"id": ..., "title": ..., "lessons": [...]})',
+        )]
+    return document, []
+
+
 def validate_unit(data: bytes | str | dict[str, Any], users: KnownUsers, source: str = "") -> UnitValidation:
-    """Every rule for one unit file; ``users`` are the users it may refer to."""
+    """Every rule for one unit file (or its already parsed object); ``users`` are the users it may
+    refer to."""
     result = UnitValidation(source=source)
     if isinstance(data, dict):
         document = data
     else:
-        document, result.issues = parse_json(data)
+        document, result.issues = unit_document(data)
         if result.issues:
             return result
-    if not isinstance(document, dict):
-        result.issues.append(error(
-            "SEED_NOT_OBJECT", "",
-            f"the file holds a JSON {_json_kind(document)}, but a unit file is one JSON object "
-            '({"id": ..., "title": ..., "lessons": [...]})',
-        ))
-        return result
     try:
         model = Unit.model_validate(document)
     except ValidationError as exc:

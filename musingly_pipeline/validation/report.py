@@ -37,6 +37,7 @@ CODES: dict[str, Category] = {
     "FILE_EMPTY": Category.file,
     "FILE_NOT_UTF8": Category.file,
     "FILE_TOO_LARGE": Category.file,
+    "FILE_OUTSIDE_FOLDER": Category.file,
     "JSON_INVALID": Category.schema,
     "BUNDLE_NOT_OBJECT": Category.schema,
     "SCHEMA_VERSION_UNSUPPORTED": Category.schema,
