@@ -65,7 +65,11 @@ def scan_inbox(inbox: Path, state: dict | None) -> ScanResult:
             if name.endswith(PARTIAL_SUFFIXES) or not name.endswith(".json"):
                 continue
             if entry.is_symlink():
-                target = Path(entry.path).resolve()
+                try:
+                    target = Path(entry.path).resolve()
+                except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+                    result.skipped[name] = f"cannot follow the link: {getattr(exc, 'strerror', None) or exc}"
+                    continue
                 if not target.is_relative_to(root):
                     result.skipped[name] = f"link leads outside the inbox, to {target}"
                     continue

@@ -40,6 +40,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from musingly_core.duplicate_keys import DuplicateKeys, duplicate_key_issue
 from musingly_core.report import Issue, error, format_path
 
 from musingly_pipeline.contracts.seed_units import CONVERSATION_GROUPS, Unit, UsersFile
@@ -119,21 +120,6 @@ class UsersValidation:
         return KnownUsers.of((u.id, u.key) for u in self.model.users)
 
 
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise _DuplicateKey(key)
-            seen.add(key)
-    return result
-
-
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
@@ -168,6 +154,7 @@ def parse_json(data: bytes | str) -> tuple[Any, list[Issue]]:
         text = data
     if not text.strip():
         return None, [error("FILE_EMPTY", "", "the file is empty; it must hold one JSON object")]
+    duplicates = DuplicateKeys()
     overflowed: list[str] = []
 
     def parse_float(literal: str) -> float:
@@ -178,17 +165,11 @@ def parse_json(data: bytes | str) -> tuple[Any, list[Issue]]:
 
     try:
         document = json.loads(
-            text, object_pairs_hook=_object_without_duplicates, parse_constant=_reject_constant,
-            parse_float=parse_float,
+            text, object_pairs_hook=duplicates.hook, parse_constant=_reject_constant, parse_float=parse_float,
         )
-    except _DuplicateKey as exc:
-        return None, [error(
-            "JSON_DUPLICATE_KEY", "",
-            f"the key `{exc.args[0]}` appears twice in one object; keep one of them",
-        )]
     except ValueError as exc:
         return None, [error("JSON_INVALID", "", f"not valid JSON: {exc}; fix the JSON syntax there")]
-    issues = []
+    issues = [duplicate_key_issue(path, key) for path, key in duplicates.located(document)]
     if overflowed:  # the walk finds them in document order, as the parser met them
         infinite = locate(document, lambda v: isinstance(v, float) and v in _INFINITIES)
         issues.extend(
@@ -205,22 +186,31 @@ def parse_json(data: bytes | str) -> tuple[Any, list[Issue]]:
     return (None, issues) if issues else (document, [])
 
 
+def unit_document(data: bytes | str) -> tuple[dict[str, Any] | None, list[Issue]]:
+    """The JSON object of a unit file, or the issues that say it is not one (it does not parse, or
+    holds something else than an object): a file that no fix of a unit rule can make importable."""
+    document, issues = parse_json(data)
+    if issues:
+        return None, issues
+    if not isinstance(document, dict):
+        return None, [error(
+            "SEED_NOT_OBJECT", "",
+            f"the file holds a JSON {_json_kind(document)}, but a unit file is one JSON object "
+            '({"id": ..., "title": ..., "lessons": [...]})',
+        )]
+    return document, []
+
+
 def validate_unit(data: bytes | str | dict[str, Any], users: KnownUsers, source: str = "") -> UnitValidation:
-    """Every rule for one unit file; ``users`` are the users it may refer to."""
+    """Every rule for one unit file (or its already parsed object); ``users`` are the users it may
+    refer to."""
     result = UnitValidation(source=source)
     if isinstance(data, dict):
         document = data
     else:
-        document, result.issues = parse_json(data)
+        document, result.issues = unit_document(data)
         if result.issues:
             return result
-    if not isinstance(document, dict):
-        result.issues.append(error(
-            "SEED_NOT_OBJECT", "",
-            f"the file holds a JSON {_json_kind(document)}, but a unit file is one JSON object "
-            '({"id": ..., "title": ..., "lessons": [...]})',
-        ))
-        return result
     try:
         model = Unit.model_validate(document)
     except ValidationError as exc:

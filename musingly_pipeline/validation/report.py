@@ -24,8 +24,9 @@ class PipelineCategory(str, Enum):
 
 # code -> category. Codes are part of the interface: never rename one, add a new one instead.
 PIPELINE_CODES: dict[str, Enum] = {
+    # Seed folders: a file reached through a link that leads out of the folder.
+    "FILE_OUTSIDE_FOLDER": Category.file,
     # Seed units (shared/seeds/001): unit files and users.json.
-    "JSON_DUPLICATE_KEY": Category.schema,
     "SEED_NOT_OBJECT": Category.schema,
     "SEED_BAD_DATETIME": Category.schema,
     "SEED_QUIZ_UNKNOWN_EXERCISE": PipelineCategory.package,

@@ -101,3 +101,15 @@ def test_generate_writes_a_valid_bundle(tmp_path):
     assert result.returncode == 0
     counts = json.loads(result.stdout)["files"][0]["counts"]
     assert counts["sparks"] == 250 and counts["spark_links"] > 600
+
+
+def test_a_repeated_key_fails_validate_with_its_location(tmp_path):
+    """The last of two `slug`s used to win silently; the first spark's slug was lost."""
+    text = EXAMPLES[0].read_text(encoding="utf-8")
+    first = json.loads(text)["sparks"][0]["slug"]
+    path = tmp_path / "twice.json"
+    path.write_text(text.replace(f'"slug": "{first}"', f'"slug": "{first}", "slug": "renamed"', 1), encoding="utf-8")
+    result = musingly("validate", str(path))
+    assert result.returncode == 1
+    assert "JSON_DUPLICATE_KEY at sparks[0].slug" in result.stdout
+    assert "Traceback" not in result.stderr

@@ -64,9 +64,9 @@ def guide_validate(validate_bundle, path: str) -> dict:
 
 
 def environment() -> dict:
-    """What the venv holds: no Dagster, no database driver, no pipeline; musingly-core's metadata."""
+    """What the venv holds: no Dagster, no database driver, no numpy, no pipeline; musingly-core's metadata."""
     absent = {name: importlib.util.find_spec(name) is None
-              for name in ("dagster", "psycopg", "pandas", "fastapi", "musingly_pipeline")}
+              for name in ("dagster", "psycopg", "pandas", "fastapi", "numpy", "musingly_pipeline")}
     distribution = importlib.metadata.distribution("musingly-core")
     return {
         "absent": absent,

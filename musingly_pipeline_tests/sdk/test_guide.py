@@ -44,7 +44,7 @@ def codes(report: dict) -> list[tuple[str, str]]:
 def test_the_venv_has_musingly_core_and_pydantic_but_no_dagster(run_guide):
     env = run_guide("environment")
     assert env["absent"] == {"dagster": True, "psycopg": True, "pandas": True, "fastapi": True,
-                             "musingly_pipeline": True}
+                             "numpy": True, "musingly_pipeline": True}
     assert [r.split("<")[0].split(">")[0] for r in env["requires"]] == ["pydantic"]
     assert env["version"] == env["distribution_version"] == musingly_core.__version__
     pipeline = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
@@ -150,6 +150,9 @@ def _broken_bundles(directory: Path) -> dict[str, Path]:
         d["spark_links"] = [{"source_slug": f"step-{i}", "target_slug": f"step-{i + 1}"} for i in range(n - 1)]
 
     variant("long_chain", chain)
+    first = base["sparks"][0]["slug"]  # written twice: json.load keeps the second, "renamed"
+    (directory / "repeated_key.json").write_text(
+        json.dumps(base).replace(f'"slug": "{first}"', f'"slug": "{first}", "slug": "renamed"', 1), encoding="utf-8")
     (directory / "invalid_json.json").write_text(EXAMPLE.read_text()[:200], encoding="utf-8")
     (directory / "top_level_array.json").write_text("[]", encoding="utf-8")
     return {p.stem: p for p in directory.glob("*.json")}
@@ -186,6 +189,12 @@ BROKEN = {
     "concept_cycle": ({"valid": True, "errors": []}, [("BUNDLE_CYCLE", "concept_links[1]")]),
     # Its recursive search overflows Python's stack on a chain of 1,500 sparks; ours is iterative.
     "long_chain": ({"raised": "RecursionError"}, []),
+    # json.load keeps the last of two `slug`s, so the guide reports the first one's references as
+    # unknown; ours names the repeated key (found without numpy in the SDK's venv).
+    "repeated_key": ({"valid": False, "errors": [
+        "concept_sparks references unknown spark 'linear-algebra-basics'",
+        "spark_links references unknown source 'linear-algebra-basics'"]},
+        [("JSON_DUPLICATE_KEY", "sparks[0].slug")]),
     "invalid_json": (None, [("JSON_INVALID", "")]),
     "top_level_array": ({"valid": False, "errors": [
         "Schema error at : Input should be a valid dictionary or instance of ImportBundle"]},

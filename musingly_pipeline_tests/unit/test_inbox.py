@@ -84,3 +84,15 @@ def test_thousands_of_unchanged_files_are_not_read(tmp_path, monkeypatch):
 
     monkeypatch.setattr(inbox, "_sha256", no_reads)
     assert scan_inbox(tmp_path, second.state).ready == []
+
+
+def test_a_symlink_loop_is_skipped_with_a_reason_and_the_rest_goes_on(tmp_path):
+    """One looping link used to make every scan raise `RuntimeError: Symlink loop`."""
+    (tmp_path / "self.json").symlink_to("self.json")
+    (tmp_path / "ping.json").symlink_to("pong.json")
+    (tmp_path / "pong.json").symlink_to("ping.json")
+    (tmp_path / "good.json").write_text("{}")
+    first, second = settle(tmp_path)
+    assert [f.name for f in second.ready] == ["good.json"]
+    for name in ("self.json", "ping.json", "pong.json"):
+        assert "loop" in second.skipped[name], second.skipped

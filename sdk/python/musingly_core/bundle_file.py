@@ -2,6 +2,8 @@
 
 Parsing goes straight from bytes to the frozen contracts with ``model_validate_json`` (no
 intermediate ``json.load`` tree), which keeps time and peak memory close to a plain ``json.load``.
+That parse keeps the last of repeated keys silently; a count of the file's keys finds them
+(:mod:`~musingly_core.duplicate_keys`).
 Every failure becomes an :class:`~musingly_core.report.Issue`; nothing here raises
 for a user's mistake. :func:`validate` is the one entry point for a file, a parsed JSON object or a
 model: ``musingly validate`` and the pipeline's Dagster checks call it too.
@@ -13,16 +15,19 @@ import difflib
 import hashlib
 import os
 import re
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from musingly_core.duplicate_keys import count_keys, duplicate_key_issue, fields_set, find_duplicate_keys
 from musingly_core.gcpause import gc_paused
 from musingly_core.integrity import check_bundle
-from musingly_core.models import SLUG_PATTERN, ImportBundle
+from musingly_core.models import ENTITY_KINDS, SLUG_PATTERN, ImportBundle
 from musingly_core.report import Issue, ValidationReport, error, format_path
 
 # Bundles above this size are refused before reading: parsing needs several times the file's size
@@ -143,11 +148,18 @@ def parse_bundle(data: bytes, report: ValidationReport) -> ImportBundle | None:
         report.issues.extend(_issues_from(exc, data))
         return None
     report.counts = bundle.counts()
+    # pydantic keeps the last of repeated keys; the count says if there were any, the slow parse where
+    if count_keys(data) != fields_set(_models(bundle)):
+        duplicates = find_duplicate_keys(data)
+        if duplicates:
+            report.issues.extend(duplicate_key_issue(path, key) for path, key in duplicates)
+            return None
     return bundle
 
 
 def parse_bundle_object(obj: Any, report: ValidationReport) -> ImportBundle | None:
-    """:func:`parse_bundle` for a JSON value already in memory (``json.load``'s ``dict``)."""
+    """:func:`parse_bundle` for a JSON value already in memory (``json.load``'s ``dict``, which
+    cannot hold a repeated key: its parser kept the last one before this sees it)."""
     try:
         with gc_paused():
             bundle = ImportBundle.model_validate(obj)
@@ -156,6 +168,10 @@ def parse_bundle_object(obj: Any, report: ValidationReport) -> ImportBundle | No
         return None
     report.counts = bundle.counts()
     return bundle
+
+
+def _models(bundle: ImportBundle) -> Iterable[BaseModel]:
+    return chain((bundle, bundle.metadata), *(getattr(bundle, kind) for kind in ENTITY_KINDS))
 
 
 def _issues_from(exc: ValidationError, data: bytes | Any) -> list[Issue]:

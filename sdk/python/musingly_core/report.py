@@ -39,6 +39,7 @@ CODES: dict[str, Enum] = {
     "FILE_NOT_UTF8": Category.file,
     "FILE_TOO_LARGE": Category.file,
     "JSON_INVALID": Category.schema,
+    "JSON_DUPLICATE_KEY": Category.schema,
     "BUNDLE_NOT_OBJECT": Category.schema,
     "SCHEMA_VERSION_UNSUPPORTED": Category.schema,
     "SCHEMA_UNKNOWN_FIELD": Category.schema,
