@@ -4,9 +4,9 @@ A bundle is a complete (or, with ``--merge``, partial) set of entities for one c
 Entities refer to each other by slug, never by database id, so a bundle is portable and readable.
 
 Every model is frozen and forbids unknown fields: a misspelled field is an error, never silently
-dropped. Every value fits the column it is stored in (:mod:`~musingly_core.storable`),
-so what validates imports exactly. Where the guide (``shared/seeds/000``) is cut off, notably ``SparkImport``, the fields
-chosen are documented on the model.
+dropped. Every value fits the column it is stored in (:mod:`~musingly_core.storable`), so what
+validates imports exactly. Where the guide (``shared/seeds/000``) is cut off, notably
+``SparkImport``, the fields chosen are documented on the model.
 
 Types are strict in both ways in: ``ImportBundle.model_validate(json.load(f))`` and
 ``ImportBundle.model_validate_json(text)`` give the same result for the same content
