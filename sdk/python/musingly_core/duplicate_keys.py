@@ -13,7 +13,7 @@ Two ways to find them:
 
 numpy is not a dependency of musingly-core: where it is missing (a generator's venv),
 :func:`count_keys` counts with ``bytes.count`` and a regular expression instead, about four times
-slower (0.8 s instead of 0.2 s on a 180 MiB bundle). Both counts are exact for a bundle whose
+slower (0.7 s instead of 0.2 s on a 180 MiB bundle). Both counts are exact for a bundle whose
 contracts passed, so they decide alike, and the issues are the same either way.
 """
 
@@ -40,8 +40,11 @@ _WORD_CHARS = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
 if np is not None:
     _WORD = np.zeros(256, bool)  # the last character of a key that names a contract field
     _WORD[np.frombuffer(_WORD_CHARS, np.uint8)] = True
-# The fallback's keys with whitespace before their colon (rare: most writers put none).
-_SPACED_KEY = re.compile(rb"[A-Za-z0-9_]\"[ \t\r\n]+:")
+# The fallback's quotes with whitespace before a colon (rare: most writers put none). The pattern
+# starts with the quote: re then skips to each quote at C speed (a class or lookbehind in front
+# made it ten times slower).
+_SPACED_COLON = re.compile(rb'"[ \t\r\n]+:')
+_WORD_BYTES = frozenset(_WORD_CHARS)
 _CHUNK = 1 << 24  # bytes scanned at a time: bounds the temporary arrays
 
 
@@ -136,7 +139,8 @@ def _count_keys_without_numpy(data: bytes) -> int:
     except an escaped one inside a string (``\\":``); a key that ends in another character than a
     letter, digit or underscore is an unknown field, refused before the count is used. Keys spaced
     from their colon are few and found by the regular expression."""
-    return data.count(b'":') - data.count(b'\\":') + sum(1 for _ in _SPACED_KEY.finditer(data))
+    spaced = sum(1 for m in _SPACED_COLON.finditer(data) if m.start() and data[m.start() - 1] in _WORD_BYTES)
+    return data.count(b'":') - data.count(b'\\":') + spaced
 
 
 def _key_before(data: bytes, colon: int) -> int:
