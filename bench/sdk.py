@@ -18,6 +18,7 @@ their line.
 
     python bench/sdk.py                 # 100k sparks
     python bench/sdk.py --sparks 10000  # quicker
+    python bench/sdk.py --no-numpy      # as in a generator's venv: musingly-core counts keys without numpy
 """
 
 from __future__ import annotations
@@ -32,8 +33,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if "--no-numpy" in sys.argv:
+    sys.modules["numpy"] = None  # `import numpy` now fails, as where it is not installed
 
 import musingly_core  # noqa: E402
+from musingly_core import duplicate_keys  # noqa: E402
 from musingly_core.models import (  # noqa: E402
     BeaconImport,
     ConceptImport,
@@ -72,6 +76,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sparks", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-numpy", action="store_true", help="hide numpy, as a venv with only musingly-core")
     args = parser.parse_args()
 
     entities = {kind: rows for kind, rows in bundle_entities(args.sparks)}
@@ -121,7 +126,8 @@ def main() -> None:
     t_dumps, t_dump_indent, t_build, t_guide, t_fast, t_load, t_validate = (
         median[n] for n in ("dumps", "dump_indent", "build", "guide", "fast", "load", "validate"))
     print(f"bundle: {args.sparks} sparks, {rows} rows, {size / 2**20:.0f} MiB (indented); "
-          f"median of {args.rounds} rounds; musingly-core {musingly_core.__version__}")
+          f"median of {args.rounds} rounds; musingly-core {musingly_core.__version__}, "
+          f"{'with' if duplicate_keys.np is not None else 'without'} numpy")
     lines = [
         ("json.dumps of the dicts + write (baseline)", t_dumps, None),
         ("json.dump(dicts, f, indent=2) (baseline)", t_dump_indent, None),
