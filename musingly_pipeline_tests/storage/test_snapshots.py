@@ -169,12 +169,12 @@ def test_a_large_invalid_file_stops_its_load_and_leaves_nothing(url, tmp_path):
 
 
 def test_failed_load_rolls_back_and_logs_the_error(url):
-    # PostgreSQL text cannot hold a NUL character. The contracts refuse it now, so it is put in past
-    # them (model_copy does not validate), standing for any value the load fails on mid-way.
+    # PostgreSQL text cannot hold a NUL character: the load fails mid-way. (The contracts refuse
+    # one; model_copy puts it in without validation, as a caller's own model might.)
     good = parse(example_data())
-    spark = good.sparks[-1].model_copy(update={"content_md": "bad \x00 byte"})
+    bad_spark = good.sparks[-1].model_copy(update={"content_md": "bad \x00 byte"})
     with pytest.raises(Exception):
-        store.import_bundle(url, good.model_copy(update={"sparks": [*good.sparks[:-1], spark]}))
+        store.import_bundle(url, good.model_copy(update={"sparks": [*good.sparks[:-1], bad_spark]}))
     [log] = store.list_imports(url)
     assert log.status == "failed" and log.error_message and log.snapshot_id is None
     assert store.list_snapshots(url) == []
