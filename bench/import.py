@@ -33,7 +33,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from musingly_pipeline.contracts.bundle import ENTITY_KINDS, ImportBundle  # noqa: E402
+from musingly_core.bundle_file import validate_bundle_file  # noqa: E402
+from musingly_core.models import ENTITY_KINDS, ImportBundle  # noqa: E402
+
 from musingly_pipeline.storage import snapshots as store  # noqa: E402
 from musingly_pipeline.storage.database import (  # noqa: E402
     connect,
@@ -44,7 +46,6 @@ from musingly_pipeline.storage.database import (  # noqa: E402
 from musingly_pipeline.storage.loader import TABLES, copy_rows, table_rows  # noqa: E402
 from musingly_pipeline.storage.migrations import migrate  # noqa: E402
 from musingly_pipeline.synthetic import write_bundle  # noqa: E402
-from musingly_pipeline.validation import validate_bundle_file  # noqa: E402
 
 
 def guide_import(url: str, bundle: ImportBundle) -> int:

@@ -27,14 +27,14 @@ if kind == "json.load":
     seconds = time.perf_counter() - t
     entities = sum(len(v) for v in data.values() if isinstance(v, list))
 elif kind == "contracts only":
-    from musingly_pipeline.contracts import ImportBundle
+    from musingly_core.models import ImportBundle
     t = time.perf_counter()
     with open(path, "rb") as f:
         bundle = ImportBundle.model_validate_json(f.read())
     seconds = time.perf_counter() - t
     entities = sum(bundle.counts().values())
 else:
-    from musingly_pipeline.validation import validate_bundle_file
+    from musingly_core.bundle_file import validate_bundle_file
     t = time.perf_counter()
     result = validate_bundle_file(path)
     seconds = time.perf_counter() - t

@@ -21,6 +21,7 @@ stays cheap with thousands of files; a touched file with the same content is not
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from collections.abc import Callable
@@ -93,10 +94,18 @@ def _candidates(inbox: Path, root: Path, result: ScanResult):
                 stat = entry.stat()
                 if not entry.is_file():
                     continue
-            except (OSError, RuntimeError) as exc:  # a broken link, a link loop, a file gone meanwhile
-                result.skipped[name] = f"cannot read: {getattr(exc, 'strerror', None) or exc}"
+            except (OSError, RuntimeError) as exc:  # a link loop, a broken link, a file gone meanwhile
+                result.skipped[name] = _unreadable(exc)
                 continue
             yield name, Path(entry.path), stat
+
+
+def _unreadable(exc: BaseException) -> str:
+    if isinstance(exc, RuntimeError) or getattr(exc, "errno", None) == errno.ELOOP:
+        return "cannot follow the link: it is a link loop"
+    if isinstance(exc, FileNotFoundError):
+        return "cannot read: a broken link, or the file went away"
+    return f"cannot read: {getattr(exc, 'strerror', None) or exc}"
 
 
 def scan_inbox(inbox: Path, state: dict | None, *, settle_seconds: float = 0.0, now: float | None = None,

@@ -161,7 +161,7 @@ def build_app(manager: BatchManager, runner: Runner, tokens: Mapping[str, str] |
                                     percent=round(100 * done / summary.total_items, 2), running=running),
             "failed_items": [FailedItemOut(id=i.id, item_index=i.item_index, attempts=i.attempts,
                                            error_code=i.error_code, error_message=i.error_message,
-                                           source_data=i.source_data, source_item_id=i.source_item_id)
+                                           source_data=i.source_echo, source_item_id=i.source_item_id)
                              for i in failed],
             "failed_items_shown": len(failed),
         }

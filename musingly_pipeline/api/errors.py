@@ -15,16 +15,19 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from musingly_core.report import CODES, format_path
+
 from musingly_pipeline.batches.endpoints import RequestRefused
 from musingly_pipeline.storage.batches import BatchError
 from musingly_pipeline.storage.database import DatabaseUnavailable
-from musingly_pipeline.validation.report import CODES, Category, format_path
+from musingly_pipeline.validation.report import PipelineCategory
 
 logger = logging.getLogger("musingly_pipeline.api")
 
 # Every code an error answer may carry: the API's own and the batch refusals (not the item outcomes).
 ERROR_CODES = sorted(code for code, category in CODES.items()
-                     if category is Category.api or (category is Category.batches and not code.startswith("ITEM_")))
+                     if category is PipelineCategory.api
+                     or (category is PipelineCategory.batches and not code.startswith("ITEM_")))
 # Batch error code -> HTTP status; other batch codes are 422.
 STATUS_OF_CODE = {
     "BATCH_NOT_FOUND": 404,

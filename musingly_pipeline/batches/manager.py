@@ -93,8 +93,10 @@ COMMAND_OK, TUPLES_OK = ExecStatus.COMMAND_OK, ExecStatus.TUPLES_OK
 WRITE_STATEMENT = re.compile(r"\s*(?:insert|update|delete|merge)\b", re.IGNORECASE)
 # canonical_json without its fallback for values JSON cannot hold (those are refused instead).
 STORABLE_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-# The largest text kept for an item's error message (the traceback is kept whole).
+# The largest text kept for an item's error message, and (about) for its traceback, whose message
+# line may repeat what the item held: its start and end are kept.
 MAX_ERROR_MESSAGE = 2000
+MAX_TRACEBACK = 8000
 
 
 def as_batch_id(value: uuid.UUID | str) -> uuid.UUID:
@@ -634,7 +636,7 @@ class _Failure:
 
     def record(self, ctx: ImportContext) -> ItemOutcome:
         exc, item, code = self.exc, self.item, self.code
-        trace = storable_text("".join(traceback.format_exception(exc)))
+        trace = _capped_traceback(storable_text("".join(traceback.format_exception(exc))))
         message = _short(exc) if isinstance(exc, ItemInvalid) else f"{type(exc).__name__}: {_short(exc)}"
         what = "is invalid" if code == "ITEM_INVALID" else "failed"
         ctx.item = item
@@ -729,6 +731,14 @@ def _short(exc: BaseException) -> str:
     text = storable_text(str(exc).strip() or type(exc).__name__)
     return text if len(text) <= MAX_ERROR_MESSAGE else text[:MAX_ERROR_MESSAGE] + "…"
 
+
+
+def _capped_traceback(text: str) -> str:
+    """At most about MAX_TRACEBACK characters: the start (where it began) and the end (the error)."""
+    if len(text) <= MAX_TRACEBACK:
+        return text
+    head = MAX_TRACEBACK // 4
+    return f"{text[:head]}\n… {len(text) - MAX_TRACEBACK} characters cut …\n{text[-(MAX_TRACEBACK - head):]}"
 
 
 def _chunks(values: Sequence[int], size: int) -> Iterable[Sequence[int]]:

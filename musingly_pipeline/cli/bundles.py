@@ -5,9 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import musingly_core
+from musingly_core.report import ValidationReport
+from musingly_core.schema import render_bundle_schema, write_bundle_schema
+
 from musingly_pipeline.cli.common import EXIT_FAILURE, EXIT_OK, CommandError, add_command, print_json
-from musingly_pipeline.contracts.schema import render_bundle_schema, write_bundle_schema
-from musingly_pipeline.validation import ValidationReport, validate_bundle_file
 
 # How many issues per file the text output shows; --json always has all of them.
 TEXT_ISSUE_LIMIT = 50
@@ -59,7 +61,7 @@ def print_report(report: ValidationReport, out=sys.stdout) -> None:
 
 
 def _validate(args) -> int:
-    reports = [validate_bundle_file(f).report for f in args.files]
+    reports = [musingly_core.validate(f) for f in args.files]
     if args.json:
         print_json(validation_document(reports))
     else:

@@ -13,6 +13,7 @@ from musingly_pipeline.cli.common import (
     HelpFormatter,
     add_command,
 )
+from musingly_pipeline.seed_units.files import FolderFileRefused
 from musingly_pipeline.seed_units.folder import FolderImport, export_folder, import_folder
 
 DEFAULT_SEED_DIR = "data/seed_data"
@@ -93,6 +94,8 @@ def _export(args) -> int:
         raise CommandError(f"{output} exists and is not a folder; choose another --output-dir")
     try:
         result = export_folder(output, unit_ids=unit_ids, users=args.users)
+    except FolderFileRefused as exc:
+        raise CommandError(str(exc)) from exc
     except OSError as exc:
         raise CommandError(f"cannot write into {output}: {exc.strerror or exc}") from exc
     for path in result.files:

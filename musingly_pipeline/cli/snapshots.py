@@ -120,7 +120,7 @@ def _refused(call):
 
 
 def _import(args) -> int:
-    from musingly_pipeline.validation import validate_bundle_file
+    from musingly_core.bundle_file import validate_bundle_file
 
     if args.dry_run or args.validate_only:
         checked = validate_bundle_file(args.file)

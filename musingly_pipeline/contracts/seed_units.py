@@ -32,6 +32,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
+from musingly_core.storable import DoubleNumber, Int8, NoNul
+
 
 def _iso_datetime(value: str) -> str:
     try:
@@ -40,14 +42,6 @@ def _iso_datetime(value: str) -> str:
         raise PydanticCustomError(
             "iso_datetime", "{value!r} is not an ISO 8601 datetime", {"value": value},
         ) from None
-    return value
-
-
-def _no_nul(value: str) -> str:
-    if "\x00" in value:
-        raise PydanticCustomError(
-            "nul_character", "contains a NUL character (\\u0000), which PostgreSQL text cannot store",
-        )
     return value
 
 
@@ -68,15 +62,15 @@ NUMBER = ColumnKind("number")
 BOOL = ColumnKind("bool")
 JSON = ColumnKind("json")
 
-Text = Annotated[str, AfterValidator(_no_nul), TEXT]
-Id = Annotated[str, AfterValidator(_no_nul), Field(min_length=1), TEXT]
+Text = Annotated[str, NoNul, TEXT]
+Id = Annotated[str, NoNul, Field(min_length=1), TEXT]
 Timestamp = Annotated[
     str, AfterValidator(_iso_datetime), TIME,
     Field(description="ISO 8601: `2024-01-15T10:30:00Z`, `...+00:00` or no offset (UTC)."),
 ]
-BigInt = Annotated[int, Field(ge=-(2**63), le=2**63 - 1), INT]
+BigInt = Annotated[Int8, INT]
 # Written as an integer or a float; which one is kept. Stored as double precision.
-Number = Annotated[int | float, NUMBER]
+Number = Annotated[DoubleNumber, NUMBER]
 Flag = Annotated[bool, BOOL]
 FreeObject = Annotated[dict[str, Any], JSON, Field(description="Free-form JSON object, kept as written.")]
 FreeList = Annotated[list[Any], JSON, Field(description="Free-form JSON array, kept as written.")]
@@ -349,8 +343,8 @@ class User(_Record):
     """One user; ``key`` is what a unit's ``owner_key`` names."""
 
     id: BigInt
-    key: Annotated[str, Field(min_length=1), AfterValidator(_no_nul), TEXT]
-    email: Annotated[str, Field(min_length=1), AfterValidator(_no_nul), TEXT]
+    key: Annotated[str, Field(min_length=1), NoNul, TEXT]
+    email: Annotated[str, Field(min_length=1), NoNul, TEXT]
     name: Text | None = None
     role: Text | None = None
     is_active: Flag | None = None

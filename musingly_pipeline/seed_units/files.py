@@ -1,8 +1,15 @@
-"""The files of a seed data folder: canonical encoding, safe names, atomic writes.
+"""The files of a seed data folder: canonical encoding, safe names, atomic writes, reads kept inside.
 
 The canonical form of a seed file is what the exporter writes: keys in the document's order (free-
 form objects and packages in the order they were imported), two-space indent, UTF-8 without
 escaping non-ASCII characters, a final newline.
+
+A seed folder's files are read only from inside it: a link is followed when it leads to a regular
+file inside the folder (``units/a.json -> ../shared/a.json``), and refused when it leads out
+(``FILE_OUTSIDE_FOLDER``: nothing of the target is read), to nothing (``FILE_NOT_FOUND``) or to
+anything but a regular file (``FILE_UNREADABLE``; a FIFO is not opened for reading, so it cannot
+block). Export likewise refuses to write through a ``units`` link that leads out of its folder.
+(A folder that an adversary changes while the command runs is not defended against.)
 """
 
 from __future__ import annotations
@@ -10,11 +17,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import tempfile
 import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from musingly_core.report import Issue, error
 
 USERS_FILE = "users.json"
 UNITS_DIR = "units"
@@ -27,9 +37,55 @@ def encode(document: Any) -> bytes:
 
 
 def unit_paths(directory: Path) -> list[Path]:
-    """The unit files of a seed folder (``units/*.json``), in name order."""
+    """The entries named ``units/*.json`` of a seed folder, in name order (read them with
+    :func:`read_inside`, which refuses those that are not regular files inside the folder)."""
     units = directory / UNITS_DIR
-    return sorted(p for p in units.glob("*.json") if p.is_file()) if units.is_dir() else []
+    return sorted(units.glob("*.json")) if units.is_dir() else []
+
+
+class FolderFileRefused(Exception):
+    """A file of a seed folder that is not a regular file inside it; ``issue`` says which and why."""
+
+    def __init__(self, issue: Issue):
+        super().__init__(f"{issue.code}: {issue.message}")
+        self.issue = issue
+
+
+def read_inside(root: Path, path: Path) -> bytes:
+    """The bytes of ``path``, a regular file inside the folder ``root`` once links are followed."""
+    try:
+        target = path.resolve(strict=True)
+    except FileNotFoundError:
+        raise FolderFileRefused(error("FILE_NOT_FOUND", "", f"{path} does not exist (or links to nothing)")) from None
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+        raise FolderFileRefused(error("FILE_UNREADABLE", "", f"cannot read {path}: {_reason(exc)}")) from None
+    ensure_inside(root, path, target)
+    try:
+        # O_NOFOLLOW: the checked path is what is opened; O_NONBLOCK: a FIFO does not wait for a writer
+        fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        raise FolderFileRefused(error("FILE_UNREADABLE", "", f"cannot read {path}: {_reason(exc)}")) from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise FolderFileRefused(error(
+                "FILE_UNREADABLE", "", f"{path} is not a regular file; a seed file must be a plain JSON file"))
+        return handle.read()
+
+
+def ensure_inside(root: Path, path: Path, target: Path | None = None,
+                  fix: str = "copy the file in instead of linking it") -> None:
+    """Refuse ``path`` (resolved: ``target``) when, links followed, it is not inside ``root``."""
+    target = target or path.resolve()
+    if not target.is_relative_to(root.resolve()):
+        raise FolderFileRefused(error(
+            "FILE_OUTSIDE_FOLDER", "",
+            f"{path} leads out of the folder {root} through a link; a seed folder's files must be inside "
+            f"it: {fix}",
+        ))
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc)
 
 
 def safe_name(title: str) -> str:

@@ -7,16 +7,22 @@ imported and committed. The CLI and the Dagster asset both call these functions.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
+from musingly_core.report import Issue, Severity, error
+
 from musingly_pipeline.seed_units.files import (
     UNITS_DIR,
     USERS_FILE,
+    FolderFileRefused,
     encode,
+    ensure_inside,
+    read_inside,
     unit_file_names,
     unit_paths,
     write_atomic,
@@ -32,8 +38,7 @@ from musingly_pipeline.storage.seed_units import (
     known_users,
     unit_titles,
 )
-from musingly_pipeline.validation.packages import parse_json, validate_unit_file, validate_users
-from musingly_pipeline.validation.report import Issue, Severity, error
+from musingly_pipeline.validation.packages import parse_json, unit_document, validate_users
 
 
 @dataclass
@@ -89,6 +94,10 @@ def import_folder(directory: str | Path, url: str | None = None) -> FolderImport
     batch item, validated and imported in its own savepoint: a broken unit fails alone with its
     issues on the item, the others commit; ``musingly batch reprocess ID`` retries only the failed
     ones. A unit whose exact text was already imported is skipped as unchanged.
+
+    Files are read only from inside the folder (:func:`~musingly_pipeline.seed_units.files.read_inside`).
+    A file that cannot be read there, or that is not one JSON object, is not a unit: its item fails
+    with the reason and keeps only the file's name (``{"file", "refused"}``), never its content.
     """
     from musingly_pipeline.batches.manager import BatchManager
     from musingly_pipeline.batches.registry import ProcessorRegistry
@@ -100,29 +109,32 @@ def import_folder(directory: str | Path, url: str | None = None) -> FolderImport
     ensure_migrated(url)
     result = FolderImport(directory=str(directory))
     users_path = directory / USERS_FILE
-    if users_path.is_file():
+    if os.path.lexists(users_path):
         with connect(url) as conn, conn.transaction():
-            result.users = _import_users(conn, users_path)
+            result.users = _import_users(conn, directory, users_path)
 
-    items, by_source = [], {}
+    items, by_source, documents = [], {}, {}
     for path in unit_paths(directory):
         item = ItemResult(source=f"{UNITS_DIR}/{path.name}")
         result.units.append(item)
         by_source[item.source] = item
         try:
-            text = path.read_bytes().decode("utf-8")
-        except OSError as exc:
-            item.issues.append(error("FILE_UNREADABLE", "", f"cannot read {path}: {exc.strerror or exc}"))
-            continue
-        except UnicodeDecodeError as exc:
-            item.issues.append(error("FILE_NOT_UTF8", "", f"byte {exc.start} is not UTF-8; save the file as UTF-8"))
-            continue
-        items.append({"file": item.source, "text": text})
+            data = read_inside(directory, path)
+        except FolderFileRefused as exc:
+            item.issues.append(exc.issue)
+        else:
+            document, issues = unit_document(data)
+            item.issues.extend(issues)
+        if item.issues:
+            items.append({"file": item.source, "refused": "; ".join(f"{i.code}: {i.message}" for i in item.issues)})
+        else:
+            items.append({"file": item.source, "text": data.decode("utf-8")})
+            documents[item.source] = document
     if not items:
         return result
 
     outcomes: dict[str, dict[str, Any]] = {}
-    recording = type("SeedUnitProcessor", (SeedUnitProcessor,), {"outcomes": outcomes})
+    recording = type("SeedUnitProcessor", (SeedUnitProcessor,), {"outcomes": outcomes, "documents": documents})
     registry = ProcessorRegistry()
     registry.register(recording)
     manager = BatchManager(url, registry)
@@ -144,12 +156,12 @@ def import_folder(directory: str | Path, url: str | None = None) -> FolderImport
     return result
 
 
-def _import_users(conn: psycopg.Connection, path: Path) -> ItemResult:
+def _import_users(conn: psycopg.Connection, directory: Path, path: Path) -> ItemResult:
     item = ItemResult(source=USERS_FILE)
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        item.issues.append(error("FILE_UNREADABLE", "", f"cannot read {path}: {exc.strerror or exc}"))
+        data = read_inside(directory, path)
+    except FolderFileRefused as exc:
+        item.issues.append(exc.issue)
         return item
     validation = validate_users(data, source=str(path))
     item.issues.extend(validation.issues)
@@ -180,8 +192,12 @@ def export_folder(
 ) -> FolderExport:
     """Write ``units/{title}.json`` for the given units (all when ``None``) and, with ``users``,
     ``users.json``; each file is written atomically. Ids that are not in the database are listed in
-    ``missing`` and nothing is written for them."""
+    ``missing`` and nothing is written for them. A ``units`` link leading out of ``directory`` is
+    refused (:class:`FolderFileRefused`) before anything is written."""
     directory = Path(directory)
+    if os.path.lexists(directory / UNITS_DIR):
+        ensure_inside(directory, directory / UNITS_DIR,
+                      fix="remove the link, or export into another folder")
     ensure_migrated(url)
     result = FolderExport(directory=str(directory))
     with connect(url) as conn:
@@ -238,8 +254,8 @@ def round_trip(directory: str | Path, url: str | None = None) -> RoundTrip:
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
         users_path = directory / USERS_FILE
-        if users_path.is_file():
-            data = users_path.read_bytes()
+        if os.path.lexists(users_path):
+            data = _read_or_nothing(directory, users_path)
             document, _ = parse_json(data)
             ids = [u.get("id") for u in document.get("users", [])] if isinstance(document, dict) else []
             exported = export_users(conn)
@@ -248,7 +264,7 @@ def round_trip(directory: str | Path, url: str | None = None) -> RoundTrip:
             _compare(result, USERS_FILE, data, encode(exported))
         for path in unit_paths(directory):
             source = f"{UNITS_DIR}/{path.name}"
-            data = path.read_bytes()
+            data = _read_or_nothing(directory, path)
             document, _ = parse_json(data)
             unit_id = document.get("id") if isinstance(document, dict) else None
             if not isinstance(unit_id, str):
@@ -258,6 +274,14 @@ def round_trip(directory: str | Path, url: str | None = None) -> RoundTrip:
             exported = list(export_units(conn, [unit_id]))
             _compare(result, source, data, encode(exported[0].document) if exported else b"")
     return result
+
+
+def _read_or_nothing(directory: Path, path: Path) -> bytes:
+    """A file the import would read, or no bytes for one it refuses (which then differs)."""
+    try:
+        return read_inside(directory, path)
+    except FolderFileRefused:
+        return b""
 
 
 def _compare(result: RoundTrip, source: str, expected: bytes, actual: bytes) -> None:

@@ -4,16 +4,21 @@ The item's source data is ``{"file": "units/x.json", "text": "<the file's exact 
 is kept as a string (not parsed JSON) so reprocessing a failed unit later sees the same bytes, and
 the exact round trip (timestamp spellings, absent versus null) survives a reprocess. A broken unit
 fails alone with its issues recorded on the item; re-importing a fixed unit upserts it by id.
+
+A file that is not a unit at all (unreadable, outside the folder, not one JSON object) is the item
+``{"file": ..., "refused": "<code: reason>"}``: it fails with that reason, and its content is never
+kept, since no reprocessing could import it (the file must be fixed and imported again).
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from musingly_core.report import Issue, error
+
 from musingly_pipeline.batches.processor import BaseProcessor
 from musingly_pipeline.storage.seed_units import SeedImportFailed, import_unit, known_users
 from musingly_pipeline.validation.packages import UnitValidation, validate_unit
-from musingly_pipeline.validation.report import Issue, error
 
 
 class SeedUnitRejected(Exception):
@@ -22,6 +27,10 @@ class SeedUnitRejected(Exception):
     def __init__(self, issues: list[Issue]):
         super().__init__("; ".join(str(i) for i in issues if i.severity.value == "error"))
         self.issues = issues
+
+
+class SeedFileRefused(Exception):
+    """The item is a file that is not a unit (``refused``); the message says why."""
 
 
 class SeedUnitProcessor(BaseProcessor):
@@ -35,6 +44,9 @@ class SeedUnitProcessor(BaseProcessor):
     # Outcomes per item file, for a caller that wants Issues rather than the error text: a
     # subclass may point this at its own dict (see seed_units.folder.import_folder).
     outcomes: ClassVar[dict[str, dict[str, Any]] | None] = None
+    # Item file -> its JSON object, already parsed (strictly) by a caller that read the files: a
+    # subclass may set it so the unit is not parsed twice (an item without one is parsed here).
+    documents: ClassVar[dict[str, dict[str, Any]] | None] = None
 
     def __init__(self) -> None:
         self._validated: dict[int, UnitValidation] = {}
@@ -44,16 +56,24 @@ class SeedUnitProcessor(BaseProcessor):
     def item_key(self, source_data: dict[str, Any]) -> str:
         # A unit's identity for "already applied": its exact file text. The same text imported in
         # another batch is skipped; a fixed unit has new text and is imported (upserted by id).
+        if "refused" in source_data:
+            return super().item_key({"file": source_data.get("file"), "refused": source_data["refused"]})
         return super().item_key({"text": source_data.get("text")})
 
     def validate_item(self, item, ctx) -> bool:
         if self._users is None:
             self._users = known_users(ctx.connection)
         source = str(item.source_data.get("file", f"item {item.item_index}"))
+        refused = item.source_data.get("refused")
+        if refused is not None:
+            raise SeedFileRefused(f"{source} is not a unit: {refused}; its content was not kept: fix the "
+                                  "file and run `musingly seed import` again")
         text = item.source_data.get("text")
         if not isinstance(text, str):
             raise SeedUnitRejected([])
-        validation = validate_unit(text.encode("utf-8"), self._users, source=source)
+        document = (self.documents or {}).pop(source, None)
+        validation = validate_unit(document if document is not None else text.encode("utf-8"),
+                                   self._users, source=source)
         self._record(source, issues=validation.issues, title=validation.unit.title if validation.unit else None)
         if validation.unit is None:
             raise SeedUnitRejected(validation.issues)

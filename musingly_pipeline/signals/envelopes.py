@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from musingly_pipeline.validation.report import Issue, error, format_path
+from musingly_core.report import Issue, error, format_path
 
 DEFAULT_SCHEMA_VERSION = "0.8"
 

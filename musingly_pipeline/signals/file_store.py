@@ -60,7 +60,9 @@ from typing import Any
 import numpy as np
 from pydantic import TypeAdapter
 
-from musingly_pipeline.gcpause import gc_paused
+from musingly_core.gcpause import gc_paused
+from musingly_core.report import error
+
 from musingly_pipeline.signals.envelope_json import dump_envelopes
 from musingly_pipeline.signals.envelopes import (
     ENVELOPE_TYPES,
@@ -76,7 +78,6 @@ from musingly_pipeline.signals.envelopes import (
 from musingly_pipeline.signals.id_index import ENTRY, IdIndex, id_hashes, partition_day
 from musingly_pipeline.signals.query import EventQuery
 from musingly_pipeline.signals.store import DuplicateEventError, DuplicatePolicy, EventStore, PartitionRead, WriteResult
-from musingly_pipeline.validation.report import error
 
 KIND_DIRS = {"signal": "signals", "emission": "emissions"}
 _TIMESTAMP = operator.attrgetter("timestamp")

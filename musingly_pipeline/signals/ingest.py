@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from musingly_core.report import Issue, error
+
 from musingly_pipeline.signals.envelopes import InvalidEnvelope, SignalEnvelope, parse_line
 from musingly_pipeline.signals.store import EventStore
-from musingly_pipeline.validation.report import Issue, error
 
 TOP_ENTITIES = 10
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Literal, NamedTuple
 
+from musingly_core.report import Issue
+
 from musingly_pipeline.signals.checkpoints import ReplayCheckpoint, build_checkpoint, ensure_utc, parse_timestamp
 from musingly_pipeline.signals.envelopes import (
     ENVELOPE_TYPES,
@@ -30,7 +32,6 @@ from musingly_pipeline.signals.envelopes import (
     parse_envelope,
 )
 from musingly_pipeline.signals.query import RESOLVED_ENTITY_PAYLOAD_TYPES, EventQuery
-from musingly_pipeline.validation.report import Issue
 
 DuplicatePolicy = Literal["return_existing", "ignore", "raise"]
 DUPLICATE_POLICIES = ("return_existing", "ignore", "raise")

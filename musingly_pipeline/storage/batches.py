@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import tuple_row
 
-from musingly_pipeline.validation.report import Issue, Severity
+from musingly_core.report import Issue, Severity
 
 BATCH_STATUSES = ("pending", "processing", "completed", "failed")
 ITEM_STATUSES = ("pending", "processing", "completed", "failed", "skipped")
@@ -75,8 +75,38 @@ class ItemRecord:
     duration_ms: float | None
     processed_at: datetime | None
 
+    @property
+    def source_echo(self) -> dict[str, Any]:
+        """The source data as listings show it: see :func:`echo_source_data`."""
+        return echo_source_data(self.source_data)
+
     def to_dict(self) -> dict[str, Any]:
-        return {name: _jsonable(getattr(self, name)) for name in self.__dataclass_fields__}
+        """The row for people and tools; the source data as :attr:`source_echo`."""
+        values = {name: _jsonable(getattr(self, name)) for name in self.__dataclass_fields__}
+        values["source_data"] = self.source_echo
+        return values
+
+
+# What listings (`musingly batch show`, GET /api/batches/{id}) repeat of an item's source data: a
+# key or value whose text is longer than this is summarised, and at most ECHO_KEYS keys are shown.
+# The data itself stays whole in the database, for reprocessing.
+ECHO_VALUE_CHARS = 256
+ECHO_KEYS = 50
+
+
+def echo_source_data(source_data: dict[str, Any]) -> dict[str, Any]:
+    """``source_data`` with every top-level value whose JSON text is longer than ECHO_VALUE_CHARS
+    replaced by ``"<N characters omitted>"``, long keys cut, and keys past ECHO_KEYS left out."""
+    shown: dict[str, Any] = {}
+    for index, (key, value) in enumerate(source_data.items()):
+        if index == ECHO_KEYS:
+            shown["…"] = f"<{len(source_data) - ECHO_KEYS} more keys omitted>"
+            break
+        if len(key) > ECHO_VALUE_CHARS:
+            key = f"{key[:ECHO_VALUE_CHARS]}…<{len(key)} characters>"
+        text = value if isinstance(value, str) else dumps(value)
+        shown[key] = value if len(text) <= ECHO_VALUE_CHARS else f"<{len(text)} characters omitted>"
+    return shown
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from operator import attrgetter
 
 from pydantic import TypeAdapter
 
-from musingly_pipeline.contracts.bundle import ENTITY_KINDS, ImportBundle
+from musingly_core.models import ENTITY_KINDS, ImportBundle
 
 _KEYS = {
     "domains": attrgetter("slug"),

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 from psycopg import sql
 
-from musingly_pipeline.contracts.bundle import ENTITY_KINDS
+from musingly_core.models import ENTITY_KINDS
+
 from musingly_pipeline.storage.projections import MODELS, projection
 from musingly_pipeline.storage.snapshots import SnapshotError, SnapshotInfo, _current, _snapshot, _uuid, session
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 import psycopg
 from psycopg import sql
 
-from musingly_pipeline.contracts.bundle import ENTITY_KINDS, ImportBundle
+from musingly_core.models import ENTITY_KINDS, ImportBundle
 
 # Namespace of entity ids (uuid5). Never change it: ids would change for every slug.
 ID_NAMESPACE = uuid.UUID("6d757369-6e67-6c79-8000-736e61707368")

@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from musingly_pipeline.contracts.bundle import ENTITY_KINDS, ImportBundle
+from musingly_core.models import ENTITY_KINDS, ImportBundle
+
 from musingly_pipeline.storage.projections import row_key
 
 _ENTITY_KINDS = ("domains", "trails", "concepts", "sparks", "beacons")

@@ -14,7 +14,7 @@ import psycopg
 from psycopg import sql
 from pydantic import BaseModel
 
-from musingly_pipeline.contracts.bundle import (
+from musingly_core.models import (
     ENTITY_KINDS,
     BeaconImport,
     ConceptImport,

@@ -27,6 +27,8 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row, tuple_row
 
+from musingly_core.report import Issue, error
+
 from musingly_pipeline.contracts.seed_units import (
     CONVERSATION_GROUPS,
     Conversation,
@@ -42,7 +44,6 @@ from musingly_pipeline.contracts.seed_units import (
 )
 from musingly_pipeline.storage.seed_records import RecordShape, from_row, make_spelling, shape_of, to_row
 from musingly_pipeline.validation.packages import KnownUsers, ParsedUnit, UsersValidation
-from musingly_pipeline.validation.report import Issue, error
 
 # Namespace of the ids derived for records that have none: uuid5(namespace, "unit-id/path").
 SEED_ID_NAMESPACE = uuid.UUID("6d990f24-23d7-5b03-8a1e-5eed0a7a0001")

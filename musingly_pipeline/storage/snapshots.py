@@ -44,8 +44,12 @@ from pathlib import Path
 import psycopg
 from psycopg.rows import dict_row
 
-from musingly_pipeline.contracts.bundle import ENTITY_KINDS, ImportBundle
-from musingly_pipeline.gcpause import gc_paused
+from musingly_core.bundle_file import read_bundle, validate_bundle, validate_bundle_file
+from musingly_core.gcpause import gc_paused
+from musingly_core.integrity import check_bundle
+from musingly_core.models import ENTITY_KINDS, ImportBundle
+from musingly_core.report import Issue, ValidationReport
+
 from musingly_pipeline.signals.lifecycle import configured_store, record_snapshot_event
 from musingly_pipeline.signals.store import EventStore
 from musingly_pipeline.storage.content_hash import content_hash
@@ -54,9 +58,6 @@ from musingly_pipeline.storage.loader import TABLES, Progress, load_bundle, load
 from musingly_pipeline.storage.merge import RemovalError, merge_bundles, parse_removal
 from musingly_pipeline.storage.migrations import ensure_migrated
 from musingly_pipeline.storage.projections import read_bundle_content
-from musingly_pipeline.validation import Issue, ValidationReport, validate_bundle
-from musingly_pipeline.validation.bundle_file import read_bundle, validate_bundle_file
-from musingly_pipeline.validation.integrity import check_bundle
 
 # A full import may not drop more than this share of the current snapshot's sparks without
 # allow_shrink: a hotfix bundle imported without --merge would otherwise wipe the content.

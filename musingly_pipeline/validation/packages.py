@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 import types
 import typing
 from collections.abc import Iterable
@@ -39,8 +40,11 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from musingly_core.duplicate_keys import DuplicateKeys, duplicate_key_issue
+from musingly_core.report import Issue, error, format_path
+
 from musingly_pipeline.contracts.seed_units import CONVERSATION_GROUPS, Unit, UsersFile
-from musingly_pipeline.validation.report import Issue, error, format_path
+from musingly_pipeline.validation.json_tree import locate
 
 _BOM = b"\xef\xbb\xbf"
 _TYPE_ERRORS = {
@@ -49,7 +53,7 @@ _TYPE_ERRORS = {
     "dict_type": "an object", "model_type": "an object", "model_attributes_type": "an object",
 }
 # Union members pydantic appends to an error's location (`total_cost.int`); not part of the path.
-_UNION_TAGS = {"int", "float", "str", "bool", "function-after[_no_nul(), str]"}
+_UNION_TAGS = {"int", "float", "str", "bool", "function-after[no_nul(), str]"}
 
 
 @dataclass(frozen=True)
@@ -116,27 +120,28 @@ class UsersValidation:
         return KnownUsers.of((u.id, u.key) for u in self.model.users)
 
 
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise _DuplicateKey(key)
-            seen.add(key)
-    return result
-
-
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+_INFINITIES = (float("inf"), float("-inf"))
+# A \uD800-\uDFFF escape: maybe half of a surrogate pair, maybe a lone one that UTF-8 cannot encode.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _unencodable(value: Any) -> bool:
+    if not isinstance(value, str) or value.isascii():
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def parse_json(data: bytes | str) -> tuple[Any, list[Issue]]:
-    """Parse JSON text strictly: UTF-8, no duplicate keys, no NaN/Infinity."""
+    """Parse JSON text strictly: UTF-8, no duplicate keys, no NaN/Infinity, numbers a double holds,
+    no lone surrogate escapes (``\\ud800``: text PostgreSQL cannot store)."""
     if isinstance(data, bytes):
         if data.startswith(_BOM):
             data = data[len(_BOM):]
@@ -149,35 +154,63 @@ def parse_json(data: bytes | str) -> tuple[Any, list[Issue]]:
         text = data
     if not text.strip():
         return None, [error("FILE_EMPTY", "", "the file is empty; it must hold one JSON object")]
+    duplicates = DuplicateKeys()
+    overflowed: list[str] = []
+
+    def parse_float(literal: str) -> float:
+        value = float(literal)
+        if value in _INFINITIES:
+            overflowed.append(literal)
+        return value
+
     try:
-        return json.loads(
-            text, object_pairs_hook=_object_without_duplicates, parse_constant=_reject_constant,
-        ), []
-    except _DuplicateKey as exc:
-        return None, [error(
-            "JSON_DUPLICATE_KEY", "",
-            f"the key `{exc.args[0]}` appears twice in one object; keep one of them",
-        )]
+        document = json.loads(
+            text, object_pairs_hook=duplicates.hook, parse_constant=_reject_constant, parse_float=parse_float,
+        )
     except ValueError as exc:
         return None, [error("JSON_INVALID", "", f"not valid JSON: {exc}; fix the JSON syntax there")]
+    issues = [duplicate_key_issue(path, key) for path, key in duplicates.located(document)]
+    if overflowed:  # the walk finds them in document order, as the parser met them
+        infinite = locate(document, lambda v: isinstance(v, float) and v in _INFINITIES)
+        issues.extend(
+            error("SCHEMA_INVALID_VALUE", path,
+                  f"the number {literal} is out of range: a number must fit a double (at most about 1.8e308); "
+                  "write a smaller number")
+            for literal, (path, _) in zip(overflowed, infinite))
+    if _SURROGATE_ESCAPE.search(text):
+        issues.extend(
+            error("SCHEMA_INVALID_VALUE", path,
+                  f"{_show(value)} holds a lone UTF-16 surrogate escape (\\ud800-\\udfff without its pair), "
+                  "which UTF-8 and PostgreSQL text cannot hold; write the whole character or remove it")
+            for path, value in locate(document, _unencodable, keys=True))
+    return (None, issues) if issues else (document, [])
+
+
+def unit_document(data: bytes | str) -> tuple[dict[str, Any] | None, list[Issue]]:
+    """The JSON object of a unit file, or the issues that say it is not one (it does not parse, or
+    holds something else than an object): a file that no fix of a unit rule can make importable."""
+    document, issues = parse_json(data)
+    if issues:
+        return None, issues
+    if not isinstance(document, dict):
+        return None, [error(
+            "SEED_NOT_OBJECT", "",
+            f"the file holds a JSON {_json_kind(document)}, but a unit file is one JSON object "
+            '({"id": ..., "title": ..., "lessons": [...]})',
+        )]
+    return document, []
 
 
 def validate_unit(data: bytes | str | dict[str, Any], users: KnownUsers, source: str = "") -> UnitValidation:
-    """Every rule for one unit file; ``users`` are the users it may refer to."""
+    """Every rule for one unit file (or its already parsed object); ``users`` are the users it may
+    refer to."""
     result = UnitValidation(source=source)
     if isinstance(data, dict):
         document = data
     else:
-        document, result.issues = parse_json(data)
+        document, result.issues = unit_document(data)
         if result.issues:
             return result
-    if not isinstance(document, dict):
-        result.issues.append(error(
-            "SEED_NOT_OBJECT", "",
-            f"the file holds a JSON {_json_kind(document)}, but a unit file is one JSON object "
-            '({"id": ..., "title": ..., "lessons": [...]})',
-        ))
-        return result
     try:
         model = Unit.model_validate(document)
     except ValidationError as exc:

@@ -9,7 +9,7 @@ import pytest
 
 from musingly_pipeline.api.body import MAX_DEPTH
 from musingly_pipeline.api.errors import ERROR_CODES
-from musingly_pipeline.validation.report import CODES
+from musingly_core.report import CODES
 from musingly_pipeline_tests.conftest import PROJECT_ROOT
 
 

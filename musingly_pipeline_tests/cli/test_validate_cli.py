@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from musingly_pipeline.contracts.schema import SCHEMA_FILE, render_bundle_schema
+from musingly_core.schema import SCHEMA_FILE, render_bundle_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "data" / "examples").glob("*.json"))
@@ -86,8 +86,8 @@ def test_schema_is_deterministic_and_committed_copy_is_current(tmp_path):
     assert musingly("schema", "--out", str(out)).returncode == 0
     assert out.read_text() == render_bundle_schema() == musingly("schema").stdout
     assert SCHEMA_FILE.read_text() == render_bundle_schema(), (
-        "musingly_pipeline/contracts/import-schemas.json is out of date; run "
-        "`musingly schema --out musingly_pipeline/contracts/import-schemas.json`"
+        "sdk/python/musingly_core/import-schemas.json is out of date; run "
+        "`musingly schema --out sdk/python/musingly_core/import-schemas.json`"
     )
     schema = json.loads(out.read_text())
     assert schema["additionalProperties"] is False
@@ -101,3 +101,15 @@ def test_generate_writes_a_valid_bundle(tmp_path):
     assert result.returncode == 0
     counts = json.loads(result.stdout)["files"][0]["counts"]
     assert counts["sparks"] == 250 and counts["spark_links"] > 600
+
+
+def test_a_repeated_key_fails_validate_with_its_location(tmp_path):
+    """The last of two `slug`s used to win silently; the first spark's slug was lost."""
+    text = EXAMPLES[0].read_text(encoding="utf-8")
+    first = json.loads(text)["sparks"][0]["slug"]
+    path = tmp_path / "twice.json"
+    path.write_text(text.replace(f'"slug": "{first}"', f'"slug": "{first}", "slug": "renamed"', 1), encoding="utf-8")
+    result = musingly("validate", str(path))
+    assert result.returncode == 1
+    assert "JSON_DUPLICATE_KEY at sparks[0].slug" in result.stdout
+    assert "Traceback" not in result.stderr

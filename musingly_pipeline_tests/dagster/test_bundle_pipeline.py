@@ -15,6 +15,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+import musingly_core
 from musingly_pipeline.defs.bundles import asset_checks, assets
 from musingly_pipeline.defs.bundles.assets import SHA_TAG, BLOCKING_CHECKS
 from musingly_pipeline.defs.bundles.jobs import cleanup_snapshots, promote_snapshot, rollback_snapshot
@@ -25,6 +26,7 @@ from musingly_pipeline.defs.signals.resources import SignalStoreResource
 from musingly_pipeline.signals.lifecycle import current_snapshot_at
 from musingly_pipeline.staging import stage_file
 from musingly_pipeline.storage import snapshots
+from musingly_pipeline.validation.report import markdown_table
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "data" / "examples"
 
@@ -160,6 +162,9 @@ def test_invalid_bundle_stops_at_validated_bundle(instance, db, folder, mutate, 
     checks = check_results(result)
     assert checks[failing_check] is False
     assert [name for name, passed in checks.items() if not passed] == [failing_check]
+    # The asset reports what musingly_core.validate (and so `musingly validate`) finds in the file.
+    issues = metadata(result, "validated_bundle")["issues"]
+    assert issues == markdown_table(musingly_core.validate(folder.inbox / key).issues) != "No issues."
     assert "draft_snapshot" not in materialized(result)
     assert metadata(result, "validated_bundle")["valid"] is False
     message = failure_message(result)

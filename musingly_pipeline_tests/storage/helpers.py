@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from musingly_pipeline.contracts.bundle import ImportBundle
+from musingly_core.models import ImportBundle
+
 from musingly_pipeline.storage.database import connect
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "data" / "examples"

@@ -8,7 +8,8 @@ import shutil
 import psycopg
 import pytest
 
-from musingly_pipeline.contracts.bundle import ENTITY_KINDS
+from musingly_core.models import ENTITY_KINDS
+
 from musingly_pipeline.storage import snapshots as store
 from musingly_pipeline.storage.database import connect
 from musingly_pipeline.storage.loader import TABLES, copy_rows, table_rows

@@ -6,8 +6,8 @@ import gc
 
 import pytest
 
-from musingly_pipeline.gcpause import gc_paused
-from musingly_pipeline.validation import validate_bundle_file
+from musingly_core.bundle_file import validate_bundle_file
+from musingly_core.gcpause import gc_paused
 
 
 def test_pause_ends_after_nesting_and_errors():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
-from musingly_pipeline.validation import validate_bundle_file
-from musingly_pipeline.validation.graph import find_cycles
+from musingly_core.bundle_file import validate_bundle_file
+from musingly_core.graph import find_cycles
 
 
 def test_diamond_is_acyclic():

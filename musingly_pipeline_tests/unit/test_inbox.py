@@ -160,3 +160,15 @@ def test_a_file_quiet_for_the_settle_time_by_its_mtime_is_ready_at_first_sight(t
     assert [f.name for f in first.ready] == ["old.json"] and first.waiting == ["fresh.json"]
     later = scan_inbox(tmp_path, first.state, settle_seconds=10, now=now + 11)
     assert [f.name for f in later.ready] == ["fresh.json"]
+
+
+def test_a_symlink_loop_is_skipped_with_a_reason_and_the_rest_goes_on(tmp_path):
+    """One looping link used to make every scan raise `RuntimeError: Symlink loop`."""
+    (tmp_path / "self.json").symlink_to("self.json")
+    (tmp_path / "ping.json").symlink_to("pong.json")
+    (tmp_path / "pong.json").symlink_to("ping.json")
+    (tmp_path / "good.json").write_text("{}")
+    first, second = settle(tmp_path)
+    assert [f.name for f in second.ready] == ["good.json"]
+    for name in ("self.json", "ping.json", "pong.json"):
+        assert "loop" in second.skipped[name], second.skipped

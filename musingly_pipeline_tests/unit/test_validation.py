@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from musingly_pipeline.validation import Severity, validate_bundle_file
+from musingly_core.bundle_file import validate_bundle_file
+from musingly_core.report import Severity
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "data" / "examples" / "ml-curriculum.json"
 
@@ -51,7 +52,7 @@ def test_guide_minimal_forms_validate(tmp_path, bundle):
     report = run(tmp_path, minimal)
     assert report.valid
     assert report.counts["sparks"] == 0
-    from musingly_pipeline.validation import read_bundle
+    from musingly_core.bundle_file import read_bundle
 
     parsed = read_bundle(tmp_path / "bundle.json").bundle
     assert parsed.name == "v2.1.1-hotfix"
@@ -273,7 +274,7 @@ def test_fifty_megabyte_content_is_accepted(tmp_path, bundle):
 
 
 def test_oversized_file_is_refused_before_reading(tmp_path, monkeypatch):
-    from musingly_pipeline.validation import bundle_file
+    from musingly_core import bundle_file
 
     monkeypatch.setattr(bundle_file, "MAX_BUNDLE_BYTES", 10)
     (issue,) = run(tmp_path, '{"schema_version": "1.0.0"}').errors
@@ -289,7 +290,7 @@ def test_many_errors_are_all_reported(tmp_path, bundle):
 def test_literal_field_types_follow_the_public_enums():
     from typing import get_args
 
-    from musingly_pipeline.contracts.bundle import Difficulty, DifficultyLevel, Link, LinkType
+    from musingly_core.models import Difficulty, DifficultyLevel, Link, LinkType
 
     assert get_args(Difficulty) == tuple(d.value for d in DifficultyLevel)
     assert get_args(Link) == tuple(k.value for k in LinkType)
@@ -307,9 +308,8 @@ def test_an_unknown_link_type_names_the_allowed_values(tmp_path, bundle):
 def test_read_bundle_reports_the_files_sha256(tmp_path, sparks):
     import hashlib
 
+    from musingly_core.bundle_file import _HASH_ASIDE_BYTES, read_bundle
     from musingly_pipeline.synthetic import write_bundle
-    from musingly_pipeline.validation import read_bundle
-    from musingly_pipeline.validation.bundle_file import _HASH_ASIDE_BYTES
 
     path = write_bundle(tmp_path / "b.json", sparks, content_bytes=1500)
     data = path.read_bytes()

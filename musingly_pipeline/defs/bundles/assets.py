@@ -17,6 +17,7 @@ staged in PostgreSQL by sha256 (run tag ``musingly/sha256``, set by the inbox se
 import warnings
 
 import dagster as dg
+from musingly_core.report import Category, ValidationReport
 from pydantic import Field
 
 from musingly_pipeline.defs.bundles.partitions import bundle_partitions
@@ -26,7 +27,7 @@ from musingly_pipeline.inbox import is_incremental
 from musingly_pipeline.staging import StagingError, fetch_staged
 from musingly_pipeline.storage import snapshots
 from musingly_pipeline.storage.diff import diff_snapshots
-from musingly_pipeline.validation import Category, ValidationReport, markdown_table
+from musingly_pipeline.validation.report import markdown_table
 
 # Partitioned asset checks are a preview feature in Dagster 1.13; they are what judges one partition.
 warnings.filterwarnings("ignore", category=dg.PreviewWarning, message=".*partitions_def on an AssetCheckSpec.*")

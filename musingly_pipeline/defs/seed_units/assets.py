@@ -6,13 +6,15 @@ from pathlib import Path
 
 import dagster as dg
 
+from musingly_core.report import Issue, Severity
+
 from musingly_pipeline.seed_units.files import USERS_FILE, unit_paths
 from musingly_pipeline.seed_units.folder import import_folder, round_trip
 from musingly_pipeline.defs.resources import PostgresResource
 from musingly_pipeline.storage.database import PROJECT_ROOT, connect
 from musingly_pipeline.storage.seed_units import known_users
 from musingly_pipeline.validation.packages import validate_unit_file, validate_users
-from musingly_pipeline.validation.report import Issue, Severity, markdown_table
+from musingly_pipeline.validation.report import markdown_table
 
 
 class SeedDataResource(dg.ConfigurableResource):

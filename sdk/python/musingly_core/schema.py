@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from musingly_pipeline.contracts.bundle import ImportBundle
+from musingly_core.models import ImportBundle
 
 # The committed copy; a test fails when it is out of date. Regenerate with `musingly schema --out ...`.
 SCHEMA_FILE = Path(__file__).with_name("import-schemas.json")

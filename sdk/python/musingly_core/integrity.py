@@ -9,10 +9,10 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Sequence
 
-from musingly_pipeline.contracts.bundle import ImportBundle
-from musingly_pipeline.gcpause import gc_paused
-from musingly_pipeline.validation.graph import find_cycles
-from musingly_pipeline.validation.report import Issue, error, warning
+from musingly_core.gcpause import gc_paused
+from musingly_core.graph import find_cycles
+from musingly_core.models import ImportBundle
+from musingly_core.report import Issue, error, warning
 
 # Singular names for messages.
 _SINGULAR = {

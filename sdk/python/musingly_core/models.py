@@ -4,8 +4,15 @@ A bundle is a complete (or, with ``--merge``, partial) set of entities for one c
 Entities refer to each other by slug, never by database id, so a bundle is portable and readable.
 
 Every model is frozen and forbids unknown fields: a misspelled field is an error, never silently
-dropped. Where the guide (``shared/seeds/000``) is cut off, notably ``SparkImport``, the fields
-chosen are documented on the model.
+dropped. Every value fits the column it is stored in (:mod:`~musingly_core.storable`), so what
+validates imports exactly. Where the guide (``shared/seeds/000``) is cut off, notably
+``SparkImport``, the fields chosen are documented on the model.
+
+Types are strict in both ways in: ``ImportBundle.model_validate(json.load(f))`` and
+``ImportBundle.model_validate_json(text)`` give the same result for the same content
+(``"is_published": "yes"`` and ``"order_index": "3"`` are errors in both). The one kind of value
+JSON cannot carry natively, a time, is an ISO 8601 string in both, or a ``datetime`` in Python;
+``model_dump()`` gives it back as the ISO string, so ``json.dump(bundle.model_dump(), f)`` works.
 """
 
 from __future__ import annotations
@@ -16,12 +23,19 @@ from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     StringConstraints,
+    TypeAdapter,
+    ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
+
+from musingly_core.storable import INT4_MAX, NoNul
 
 SUPPORTED_SCHEMA_VERSIONS: tuple[str, ...] = ("1.0.0",)
 
@@ -37,9 +51,40 @@ Color = Annotated[
     StringConstraints(pattern=r"^#[0-9A-Fa-f]{6}$"),
     Field(description="Hex color `#RRGGBB`."),
 ]
-Text = Annotated[str, StringConstraints(min_length=1, max_length=500)]
-Weight = Annotated[float, Field(ge=0.0, le=1.0, description="Strength of the link, from 0 to 1.")]
-OrderIndex = Annotated[int, Field(ge=0, description="Position among siblings, from 0.")]
+# Free text (no pattern keeps NUL out): stored in `text` columns, which cannot hold NUL. The NUL
+# check goes after the length constraints, which then keep their own error messages.
+Prose = Annotated[str, NoNul]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=500), NoNul]
+Weight = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False, description="Strength of the link, from 0 to 1.")]
+# Stored in an `integer` column.
+OrderIndex = Annotated[int, Field(ge=0, le=INT4_MAX, description="Position among siblings, from 0.")]
+
+_DATETIME = TypeAdapter(datetime)
+
+
+def _datetime_from_string(value: object) -> object:
+    """An ISO 8601 string parsed exactly as strict JSON parsing does, whichever way it came in.
+
+    Strict Python validation takes only ``datetime`` objects, so the guide's
+    ``generated_at=datetime.now(timezone.utc).isoformat()`` and ``model_validate(json.load(f))``
+    would fail; this parses their strings as ``model_validate_json`` parses the same text (numbers
+    stay refused in both).
+    """
+    if not isinstance(value, str):
+        return value
+    try:
+        return _DATETIME.validate_strings(value, strict=True)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        raise PydanticCustomError(err["type"], err["msg"], err.get("ctx")) from None
+
+
+IsoDatetime = Annotated[
+    datetime,
+    BeforeValidator(_datetime_from_string),
+    # The same string in model_dump() as in model_dump_json(): a plain dump is JSON-ready.
+    PlainSerializer(lambda value: _DATETIME.dump_python(value, mode="json"), return_type=str),
+]
 
 
 class DifficultyLevel(str, Enum):
@@ -73,10 +118,10 @@ class _Contract(BaseModel):
 class ImportMetadata(_Contract):
     """Where a bundle came from and when it was made."""
 
-    generated_at: datetime = Field(description="When the generator wrote the bundle, ISO 8601.")
+    generated_at: IsoDatetime = Field(description="When the generator wrote the bundle, ISO 8601.")
     source_system: Text = Field(description="The generator's name: `ml-content-generator`.")
     source_version: Text | None = Field(default=None, description="The generator's version.")
-    description: str | None = Field(default=None, description="What this bundle changes, for people.")
+    description: Prose | None = Field(default=None, description="What this bundle changes, for people.")
 
 
 class DomainImport(_Contract):
@@ -84,8 +129,8 @@ class DomainImport(_Contract):
 
     name: Text
     slug: Slug
-    description: str | None = None
-    icon: Annotated[str, StringConstraints(max_length=100)] | None = None
+    description: Prose | None = None
+    icon: Annotated[str, StringConstraints(max_length=100), NoNul] | None = None
     color: Color | None = None
     is_published: bool = False
 
@@ -96,7 +141,7 @@ class TrailImport(_Contract):
     domain_slug: Slug
     title: Text
     slug: Slug
-    description: str | None = None
+    description: Prose | None = None
     difficulty_level: Difficulty = "beginner"
     is_published: bool = False
 
@@ -107,7 +152,7 @@ class ConceptImport(_Contract):
     trail_slug: Slug | None = None
     title: Text
     slug: Slug
-    description: str | None = None
+    description: Prose | None = None
     order_index: OrderIndex = 0
     is_published: bool = False
 
@@ -122,8 +167,8 @@ class SparkImport(_Contract):
 
     title: Text
     slug: Slug
-    summary: str | None = None
-    content_md: str = Field(description="The lesson body, Markdown.")
+    summary: Prose | None = None
+    content_md: Prose = Field(description="The lesson body, Markdown.")
     difficulty_level: Difficulty = "beginner"
     estimated_minutes: Annotated[int, Field(ge=1, le=600)] = 5
     is_published: bool = False
@@ -134,8 +179,8 @@ class BeaconImport(_Contract):
 
     name: Text
     slug: Slug
-    description: str | None = None
-    category: Annotated[str, StringConstraints(max_length=100)] | None = None
+    description: Prose | None = None
+    category: Annotated[str, StringConstraints(max_length=100), NoNul] | None = None
 
 
 class ConceptSparkImport(_Contract):
@@ -158,7 +203,7 @@ class _PrerequisiteLink(_Contract):
     target_slug: Slug
     link_type: Link = "prerequisite"
     weight: Weight = 1.0
-    description: str | None = None
+    description: Prose | None = None
 
 
 class SparkLinkImport(_PrerequisiteLink):
@@ -173,7 +218,7 @@ class ImportBundle(_Contract):
     """A complete import payload. Every entity list may be empty or absent."""
 
     schema_version: str = Field(description=f"Contract version; supported: {', '.join(SUPPORTED_SCHEMA_VERSIONS)}.")
-    version_label: Annotated[str, StringConstraints(min_length=1, max_length=100)] = Field(
+    version_label: Annotated[str, StringConstraints(min_length=1, max_length=100), NoNul] = Field(
         description="Your label for this content version: `v2.1.0`, `2026-01-Q1`."
     )
     name: Text | None = Field(default=None, description="Defaults to the version label.")

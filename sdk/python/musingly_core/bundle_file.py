@@ -2,25 +2,33 @@
 
 Parsing goes straight from bytes to the frozen contracts with ``model_validate_json`` (no
 intermediate ``json.load`` tree), which keeps time and peak memory close to a plain ``json.load``.
-Every failure becomes an :class:`~musingly_pipeline.validation.report.Issue`; nothing here raises
-for a user's mistake.
+That parse keeps the last of repeated keys silently; a count of the file's keys finds them
+(:mod:`~musingly_core.duplicate_keys`).
+Every failure becomes an :class:`~musingly_core.report.Issue`; nothing here raises
+for a user's mistake. :func:`validate` is the one entry point for a file, a parsed JSON object or a
+model: ``musingly validate`` and the pipeline's Dagster checks call it too.
 """
 
 from __future__ import annotations
 
 import difflib
 import hashlib
+import os
 import re
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from musingly_pipeline.gcpause import gc_paused
-from musingly_pipeline.contracts.bundle import SLUG_PATTERN, ImportBundle
-from musingly_pipeline.validation.integrity import check_bundle
-from musingly_pipeline.validation.report import Issue, ValidationReport, error, format_path
+from musingly_core.duplicate_keys import count_keys, duplicate_key_issue, fields_set, find_duplicate_keys
+from musingly_core.gcpause import gc_paused
+from musingly_core.integrity import check_bundle
+from musingly_core.models import ENTITY_KINDS, SLUG_PATTERN, ImportBundle
+from musingly_core.report import Issue, ValidationReport, error, format_path
 
 # Bundles above this size are refused before reading: parsing needs several times the file's size
 # in memory. A single field (a 50 MB `content_md`) has no limit of its own.
@@ -92,6 +100,25 @@ def read_bundle(path: str | Path) -> BundleFile:
     return result
 
 
+def validate(bundle_or_path: ImportBundle | str | os.PathLike | Any) -> ValidationReport:
+    """Every rule ``musingly validate`` runs, without a database: the same issues, codes and places.
+
+    ``bundle_or_path`` is a file's path (``str`` or ``Path``), an :class:`ImportBundle`, or what
+    ``json.load`` gave (a ``dict``): a dict is checked against the contracts, then by the integrity
+    rules, with the same results as the same content in a file. The report is valid when it holds no
+    errors (warnings allowed); ``report.to_dict()`` is one file of ``musingly validate --json``.
+    """
+    if isinstance(bundle_or_path, ImportBundle):
+        return validate_bundle(bundle_or_path)
+    if isinstance(bundle_or_path, (str, os.PathLike)):
+        return validate_bundle_file(bundle_or_path).report
+    report = ValidationReport(file="<bundle>")
+    bundle = parse_bundle_object(bundle_or_path, report)
+    if bundle is not None:
+        report.issues.extend(check_bundle(bundle))
+    return report
+
+
 def validate_bundle_file(path: str | Path) -> BundleFile:
     """Read, parse and run every integrity rule; ``result.report`` holds all issues."""
     result = read_bundle(path)
@@ -121,10 +148,34 @@ def parse_bundle(data: bytes, report: ValidationReport) -> ImportBundle | None:
         report.issues.extend(_issues_from(exc, data))
         return None
     report.counts = bundle.counts()
+    # pydantic keeps the last of repeated keys; the count says if there were any, the slow parse where
+    if count_keys(data) != fields_set(_models(bundle)):
+        duplicates = find_duplicate_keys(data)
+        if duplicates:
+            report.issues.extend(duplicate_key_issue(path, key) for path, key in duplicates)
+            return None
     return bundle
 
 
-def _issues_from(exc: ValidationError, data: bytes) -> list[Issue]:
+def parse_bundle_object(obj: Any, report: ValidationReport) -> ImportBundle | None:
+    """:func:`parse_bundle` for a JSON value already in memory (``json.load``'s ``dict``, which
+    cannot hold a repeated key: its parser kept the last one before this sees it)."""
+    try:
+        with gc_paused():
+            bundle = ImportBundle.model_validate(obj)
+    except ValidationError as exc:
+        report.issues.extend(_issues_from(exc, obj))
+        return None
+    report.counts = bundle.counts()
+    return bundle
+
+
+def _models(bundle: ImportBundle) -> Iterable[BaseModel]:
+    return chain((bundle, bundle.metadata), *(getattr(bundle, kind) for kind in ENTITY_KINDS))
+
+
+def _issues_from(exc: ValidationError, data: bytes | Any) -> list[Issue]:
+    """Issues of a failed parse; ``data`` is the file's bytes or the object that was validated."""
     issues: list[Issue] = []
     for err in exc.errors(include_url=False):
         kind, loc = err["type"], tuple(err["loc"])
@@ -201,9 +252,11 @@ def _json_issue(err: dict, data: bytes) -> Issue:
     return error("JSON_INVALID", "", f"not valid JSON: {detail}; {hint}fix the JSON syntax there")
 
 
-def _top_level_kind(data: bytes) -> str:
-    first = data.lstrip()[:1]
-    return {b"[": "array", b'"': "string"}.get(first, "number, boolean or null")
+def _top_level_kind(data: bytes | Any) -> str:
+    if isinstance(data, bytes):
+        first = data.lstrip()[:1]
+        return {b"[": "array", b'"': "string"}.get(first, "number, boolean or null")
+    return "array" if isinstance(data, list) else "string" if isinstance(data, str) else "number, boolean or null"
 
 
 def _model_at(loc: tuple) -> type[BaseModel] | None:
