@@ -29,9 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from musingly_pipeline.settings import INCREMENTAL_FOLDER
-from musingly_pipeline.staging import file_sha256
+from musingly_pipeline.staging import PARTIAL_SUFFIXES, file_sha256
 
-PARTIAL_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload")
 # Files that left the inbox stay in the state (so the same content dropped again under the same
 # name is not imported again) until it holds this many names.
 SEEN_LIMIT = 10_000

@@ -14,16 +14,22 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+from musingly_core.bundle_file import MAX_BUNDLE_BYTES
 
 from musingly_pipeline.storage.database import connect
 from musingly_pipeline.storage.migrations import ensure_migrated
 
 CHUNK_BYTES = 4 << 20
 _READ = 1 << 20
+# A bundle over this is refused before it is parsed (musingly_core); a push of one is refused too.
+MAX_PUSH_BYTES = MAX_BUNDLE_BYTES
+PARTIAL_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload")
 
 
 class StagingError(Exception):
@@ -73,8 +79,9 @@ def stage_file(url: str, path: Path, *, source: str | None = None, sha256: str |
         return stage_stream(url, stream, source=source or path.name)
 
 
-def stage_stream(url: str, stream: BinaryIO, *, source: str | None = None) -> StagedBundle:
-    """Stage everything ``stream`` yields, in one transaction; returns what was staged."""
+def stage_stream(url: str, stream: BinaryIO, *, source: str | None = None, limit: int | None = None) -> StagedBundle:
+    """Stage everything ``stream`` yields, in one transaction; returns what was staged. More than
+    ``limit`` bytes: :class:`PushRefused`, and nothing is kept."""
     ensure_migrated(url)
     upload = uuid.uuid4()
     digest = hashlib.sha256()
@@ -84,9 +91,12 @@ def stage_stream(url: str, stream: BinaryIO, *, source: str | None = None) -> St
             with cur.copy("COPY staged_bundle_chunks (upload_id, seq, data) FROM STDIN (FORMAT BINARY)") as copy:
                 copy.set_types(["uuid", "int4", "bytea"])
                 while chunk := _read_chunk(stream):
+                    size += len(chunk)
+                    if limit is not None and size > limit:
+                        raise PushRefused(f"the bundle is over {limit >> 20} MiB, the most one bundle may be; "
+                                          "split it into several bundles (merge the later ones)")
                     digest.update(chunk)
                     copy.write_row((upload, chunks, chunk))
-                    size += len(chunk)
                     chunks += 1
             sha = digest.hexdigest()
             inserted = cur.execute(
@@ -144,3 +154,62 @@ def fetch_staged(url: str, sha256: str, cache_dir: Path) -> Path:
         finally:
             tmp.unlink(missing_ok=True)
     return final
+
+
+# Pushes: bundles handed in without a shared folder (``musingly inbox push``, ``POST /api/bundles``).
+
+_NAME = re.compile(r"(?:incremental/)?[^/.][^/]*\.json")
+
+
+class PushRefused(ValueError):
+    """A push that cannot be taken (its name, its size); the message says the fix."""
+
+
+@dataclass(frozen=True)
+class Push:
+    """One handed-in bundle: its inbox name, its staged bytes, and whether the previous push of the
+    same name had the same bytes (a duplicate, which imports nothing new)."""
+
+    id: int
+    name: str
+    sha256: str
+    size: int
+    duplicate: bool = False
+
+    @property
+    def incremental(self) -> bool:
+        return self.name.startswith("incremental/")
+
+
+def check_push_name(name: str) -> str:
+    """``name`` as an inbox file name (``x.json`` or ``incremental/x.json``), or :class:`PushRefused`."""
+    if not _NAME.fullmatch(name) or name.endswith(PARTIAL_SUFFIXES):
+        raise PushRefused(f"cannot push as {name!r}: name it like an inbox file, NAME.json or incremental/NAME.json "
+                          "(no other folders, no leading dot)")
+    return name
+
+
+def push_bundle(url: str, stream: BinaryIO, name: str, *, pushed_by: str | None = None) -> Push:
+    """Stage the bytes of ``stream`` and hand them in under inbox name ``name``."""
+    check_push_name(name)
+    staged_bundle = stage_stream(url, stream, source=name, limit=MAX_PUSH_BYTES)
+    with connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "WITH previous AS (SELECT sha256 FROM inbox_pushes WHERE name = %(name)s ORDER BY id DESC LIMIT 1) "
+            "INSERT INTO inbox_pushes (name, sha256, pushed_by) VALUES (%(name)s, %(sha)s, %(by)s) "
+            "RETURNING id, (SELECT sha256 FROM previous) IS NOT DISTINCT FROM %(sha)s",
+            {"name": name, "sha": staged_bundle.sha256, "by": pushed_by}).fetchone()
+    return Push(row[0], name, staged_bundle.sha256, staged_bundle.size, duplicate=row[1])
+
+
+def pushes_after(url: str, after_id: int, limit: int = 1000) -> list[Push]:
+    """The pushes with an id above ``after_id``, oldest first; ``duplicate`` when the push of the same
+    name before it had the same bytes."""
+    ensure_migrated(url)
+    with connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT p.id, p.name, p.sha256, s.size, "
+            "       lag(p.sha256) OVER (PARTITION BY p.name ORDER BY p.id) IS NOT DISTINCT FROM p.sha256 "
+            "FROM inbox_pushes p JOIN staged_bundles s USING (sha256) "
+            "WHERE p.name IN (SELECT name FROM inbox_pushes WHERE id > %s) ORDER BY p.id", (after_id,)).fetchall()
+    return [Push(*row) for row in rows if row[0] > after_id][:limit]

@@ -9,24 +9,25 @@ OpenAPI docs are at ``/docs``.
 
 
 import hmac
+import tempfile
 import uuid
 from collections.abc import Mapping
 from contextlib import asynccontextmanager
 from typing import Annotated
 
 import anyio
-from fastapi import Body, Depends, FastAPI, Query, Response
+from fastapi import Body, Depends, FastAPI, Query, Request, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from musingly_pipeline import __version__
+from musingly_pipeline import __version__, staging
 from musingly_pipeline.api import openapi
 from musingly_pipeline.api.body import MAX_DEPTH, BodySizeLimit, StrictJSONRoute
 from musingly_pipeline.api.errors import ApiError, install_error_handlers
 from musingly_pipeline.api.models import (
     BATCH_TYPE_PATTERN, AcceptedOut, BatchDetailOut, BatchStatus, BatchSummaryOut, CreateBatchRequest, ErrorOut,
-    FailedItemOut, HealthOut, ProgressOut, ReprocessRequest)
+    FailedItemOut, HealthOut, ProgressOut, PushOut, ReprocessRequest)
 from musingly_pipeline.api.runners import Runner
 from musingly_pipeline.batches import BatchError, BatchManager
 from musingly_pipeline.storage.database import DatabaseUnavailable
@@ -34,12 +35,15 @@ from musingly_pipeline.storage.database import DatabaseUnavailable
 API_TOKEN_ENV = "MUSINGLY_API_TOKEN"
 # Large enough for MAX_ITEMS small items; bigger bodies are refused before parsing.
 MAX_BODY_BYTES = 16 * 1024 * 1024
+# Where bundles are handed to the inbox (streamed: not subject to MAX_BODY_BYTES).
+INBOX_PATH = "/api/inbox"
+PUSH_NAME_PATTERN = r"^(incremental/)?[^/.][^/]*\.json$"
 # How many failed items GET /api/batches/{id} returns.
 FAILED_ITEMS_SHOWN = 100
 # The user id of every caller when the API runs without authentication (--insecure-local).
 LOCAL_USER = "local"
 
-DESCRIPTION = f"""Create, process and reprocess import batches.
+DESCRIPTION = f"""Create, process and reprocess import batches; hand bundles to the inbox (`POST /api/inbox`).
 
 Processing runs in the background: `process: true`, `/process` and `/reprocess` answer `202 Accepted`
 with the batch's URL (body `url` and the `Location` header); `GET` it for `progress` (items done of
@@ -90,7 +94,7 @@ def build_app(manager: BatchManager, runner: Runner, tokens: Mapping[str, str] |
     app = FastAPI(title="musingly import batches", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.router.route_class = StrictJSONRoute
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes, streamed=(INBOX_PATH,))
     examples = openapi.request_examples(manager.registry)
 
     def accepted(batch_id: uuid.UUID, user: str, *, undo_creation: bool) -> JSONResponse:
@@ -194,6 +198,39 @@ def build_app(manager: BatchManager, runner: Runner, tokens: Mapping[str, str] |
         failed_only = request.failed_items_only if request is not None else True
         new = manager.reprocess_batch(batch_id, failed_items_only=failed_only, process=False, created_by=user)
         return accepted(new.batch_id, user, undo_creation=True)
+
+    @app.post(INBOX_PATH, status_code=202, response_model=PushOut, operation_id="pushBundle",
+              responses=error_responses(400, 401, 413, 422, 500, 503),
+              openapi_extra={"requestBody": {"required": True, "description": "The bundle file's bytes, as is.",
+                                             "content": {"application/json": {"schema": {"type": "object"}}}}})
+    async def push_bundle(request: Request, user: User,
+                          name: Annotated[str, Query(pattern=PUSH_NAME_PATTERN, max_length=255,
+                                                     description="Its inbox name: NAME.json, or incremental/NAME.json "
+                                                     "to merge it onto the current snapshot.")]):
+        """Hand a bundle to the inbox from any machine (the body is the bundle file, up to 1 GiB): its
+        bytes are staged in PostgreSQL by sha256, and the running Dagster deployment's inbox sensor
+        imports it as a dropped file (``musingly inbox push`` does the same). Nothing is validated here:
+        the import run does it."""
+        with tempfile.SpooledTemporaryFile(max_size=8 << 20) as body:
+            size = 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > staging.MAX_PUSH_BYTES:
+                    raise ApiError(413, "REQUEST_TOO_LARGE", f"a bundle may be at most {staging.MAX_PUSH_BYTES >> 20} "
+                                   "MiB; split it into several bundles (merge the later ones)")
+                body.write(chunk)
+            body.seek(0)
+            start = body.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+            if start != b"{":
+                raise ApiError(422, "INBOX_PUSH_REFUSED", "the body must be the bundle file: a JSON object"
+                               + (" (it is empty)" if size == 0 else ""))
+            body.seek(0)
+            try:
+                push = await anyio.to_thread.run_sync(
+                    lambda: staging.push_bundle(manager.database_url, body, name, pushed_by=user))
+            except staging.PushRefused as exc:
+                raise ApiError(422, "INBOX_PUSH_REFUSED", str(exc)) from None
+        return PushOut(push_id=push.id, name=push.name, sha256=push.sha256, size=push.size, duplicate=push.duplicate)
 
     def document() -> dict:
         if app.openapi_schema is None:

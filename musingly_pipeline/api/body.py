@@ -91,14 +91,17 @@ class StrictJSONRoute(APIRoute):
 
 
 class BodySizeLimit:
-    """ASGI middleware: refuse a request body over ``max_bytes`` with 413, before the app parses it."""
+    """ASGI middleware: refuse a request body over ``max_bytes`` with 413, before the app parses it.
+    Requests to ``streamed`` paths pass through unread: their endpoint streams the body itself (a
+    bundle upload, up to 1 GiB, never held in memory) and applies its own limit."""
 
-    def __init__(self, app, max_bytes: int):
+    def __init__(self, app, max_bytes: int, streamed: tuple[str, ...] = ()):
         self.app = app
         self.max_bytes = max_bytes
+        self.streamed = streamed
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get("path") in self.streamed:
             return await self.app(scope, receive, send)
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):

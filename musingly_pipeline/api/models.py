@@ -115,6 +115,16 @@ class AcceptedOut(Strict):
     summary: BatchSummaryOut
 
 
+class PushOut(Strict):
+    """A bundle handed to the inbox: the running Dagster deployment's inbox sensor imports it."""
+
+    push_id: int
+    name: str = Field(description="Its inbox name (the bundle partition): NAME.json or incremental/NAME.json.")
+    sha256: str = Field(description="The sha256 of the bytes received, which the import run refuses to differ from.")
+    size: int
+    duplicate: bool = Field(description="The previous push of this name had the same bytes: nothing new to import.")
+
+
 class ErrorOut(Strict):
     """Every error: a stable code, a message that says the fix, and optional details."""
 

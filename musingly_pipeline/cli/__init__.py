@@ -11,12 +11,12 @@ import sys
 from collections.abc import Sequence
 
 from musingly_pipeline import __version__
-from musingly_pipeline.cli import api, batches, bundles, dagster_cmd, db, pipeline, seed, signals, snapshots
+from musingly_pipeline.cli import api, batches, bundles, dagster_cmd, db, inbox, pipeline, seed, signals, snapshots, worker
 from musingly_pipeline.cli.common import EXIT_DATABASE, EXIT_FAILURE, CommandError, HelpFormatter
 from musingly_pipeline.storage.database import DatabaseUnavailable
 
 # Each module adds its subcommands; the order here is the order of `musingly --help`.
-COMMAND_MODULES = (bundles, snapshots, pipeline, seed, batches, signals, api, db, dagster_cmd)
+COMMAND_MODULES = (bundles, snapshots, inbox, pipeline, seed, batches, signals, api, db, dagster_cmd, worker)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 
 import psycopg
 
+from musingly_pipeline.settings import DEPLOYMENT_ENV
+
 DATABASE_URL_ENV = "MUSINGLY_DATABASE_URL"
 EMBEDDED_PGDATA_ENV = "MUSINGLY_EMBEDDED_PGDATA"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -77,11 +79,18 @@ def embedded_url(pgdata: Path | None = None, database: str = "postgres") -> str:
 
 
 def database_target(env: dict[str, str] | None = None) -> DatabaseTarget:
-    """Decide which database to use: the URL from the environment, else the embedded server."""
+    """Decide which database to use: the URL from the environment, else the embedded server. A
+    distributed deployment (``MUSINGLY_DEPLOYMENT=distributed``) never falls back to a private
+    embedded server: without a URL it is a clear error."""
     env = os.environ if env is None else env
     url = env.get(DATABASE_URL_ENV, "").strip()
     if url:
         return DatabaseTarget(url=url, embedded=False)
+    if env.get(DEPLOYMENT_ENV, "").strip().lower() == "distributed":
+        raise DatabaseUnavailable(
+            f"{DEPLOYMENT_ENV}=distributed and {DATABASE_URL_ENV} is not set: every process of a distributed "
+            "deployment must use the one shared PostgreSQL, so none starts an embedded server; set "
+            f"{DATABASE_URL_ENV} (docs/deployment.md)")
     return DatabaseTarget(url=embedded_url(), embedded=True)
 
 

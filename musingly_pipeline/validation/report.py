@@ -72,6 +72,7 @@ PIPELINE_CODES: dict[str, Enum] = {
     "DATABASE_UNAVAILABLE": PipelineCategory.api,
     "PROCESSING_UNAVAILABLE": PipelineCategory.api,
     "INTERNAL_ERROR": PipelineCategory.api,
+    "INBOX_PUSH_REFUSED": PipelineCategory.api,
     "SIGNAL_INVALID": PipelineCategory.signals,
     "SIGNAL_MISSING_ID": PipelineCategory.signals,
     "SIGNAL_BAD_TIMESTAMP": PipelineCategory.signals,

@@ -93,6 +93,7 @@ class BundleImportConfig(dg.Config):
     ],
     partitions_def=bundle_partitions,
     can_subset=False,
+    pool="postgres_import",  # limited by the instance file (concurrency: pools), across runs and workers
 )
 def bundle_import(context: dg.AssetExecutionContext, config: BundleImportConfig, data_folder: DataFolderResource,
                   postgres: PostgresResource, signal_store: SignalStoreResource):

@@ -51,27 +51,27 @@ def _refused(call):
         raise dg.Failure(description=str(exc), allow_retries=False) from None
 
 
-@dg.op
-def promote_op(config: PromoteSnapshotConfig, postgres: PostgresResource,
-               signal_store: SignalStoreResource) -> dg.Output[str]:
+# The ops' outputs are only metadata (type Nothing): no IO manager writes them anywhere, so a step
+# runs the same on any machine (a Celery worker included).
+@dg.op(out=dg.Out(dg.Nothing))
+def promote_op(config: PromoteSnapshotConfig, postgres: PostgresResource, signal_store: SignalStoreResource):
     with signal_store.open() as store:
         info = _refused(lambda: snapshots.promote(postgres.get_url(), config.import_id, latest=config.latest,
                                                   signals=store))
-    return dg.Output(str(info.id), metadata=_snapshot_metadata(info))
+    return dg.Output(None, metadata=_snapshot_metadata(info))
 
 
-@dg.op
-def rollback_op(config: RollbackConfig, postgres: PostgresResource,
-                signal_store: SignalStoreResource) -> dg.Output[str]:
+@dg.op(out=dg.Out(dg.Nothing))
+def rollback_op(config: RollbackConfig, postgres: PostgresResource, signal_store: SignalStoreResource):
     with signal_store.open() as store:
         info = _refused(lambda: snapshots.rollback(postgres.get_url(), config.import_id, signals=store))
-    return dg.Output(str(info.id), metadata=_snapshot_metadata(info))
+    return dg.Output(None, metadata=_snapshot_metadata(info))
 
 
-@dg.op
-def cleanup_op(config: CleanupConfig, postgres: PostgresResource) -> dg.Output[int]:
+@dg.op(out=dg.Out(dg.Nothing))
+def cleanup_op(config: CleanupConfig, postgres: PostgresResource):
     removed = _refused(lambda: snapshots.cleanup(postgres.get_url(), config.keep))
-    return dg.Output(int(removed or 0), metadata={"kept": config.keep, "removed": int(removed or 0)})
+    return dg.Output(None, metadata={"kept": config.keep, "removed": int(removed or 0)})
 
 
 @dg.job(description="Promote a ready draft snapshot to current.")
