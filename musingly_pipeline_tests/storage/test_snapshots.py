@@ -168,11 +168,12 @@ def test_a_large_invalid_file_stops_its_load_and_leaves_nothing(url, tmp_path):
 
 
 def test_failed_load_rolls_back_and_logs_the_error(url):
-    # A NUL character passes the contracts but PostgreSQL text cannot hold it: the load fails mid-way.
-    data = example_data()
-    data["sparks"][-1]["content_md"] = "bad \x00 byte"
+    # PostgreSQL text cannot hold a NUL character: the load fails mid-way. (The contracts refuse
+    # one; model_copy puts it in without validation, as a caller's own model might.)
+    good = parse(example_data())
+    bad_spark = good.sparks[-1].model_copy(update={"content_md": "bad \x00 byte"})
     with pytest.raises(Exception):
-        store.import_bundle(url, parse(data))
+        store.import_bundle(url, good.model_copy(update={"sparks": [*good.sparks[:-1], bad_spark]}))
     [log] = store.list_imports(url)
     assert log.status == "failed" and log.error_message and log.snapshot_id is None
     assert store.list_snapshots(url) == []
