@@ -71,6 +71,8 @@ CODES: dict[str, Category] = {
     "SEED_DUPLICATE_USER": Category.uniqueness,
     "SEED_ID_CONFLICT": Category.storage,
     "SEED_DATABASE_REJECTED": Category.storage,
+    # Bundle imports refused by a race (storage.snapshots.ImportRefused.code).
+    "IMPORT_BASE_DELETED": Category.storage,
     # Import batches (musingly_pipeline.batches): refused operations, then item outcomes.
     "BATCH_ID_INVALID": Category.batches,
     "BATCH_NOT_FOUND": Category.batches,
