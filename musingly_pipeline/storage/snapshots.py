@@ -15,7 +15,8 @@ An import runs as:
    runs the integrity rules, unless the caller already did, and computes the content hash), then
    under the content hash's lock either ``finalize_import`` or, if a ready or current snapshot has
    the same content, a rollback of the load to its savepoint and reuse of that snapshot, whose row
-   is then locked until commit. Nothing of
+   is then locked until commit (the log of a reuse follows its snapshot: 'promoted' when it is
+   current, promoted with it when it is promoted later). Nothing of
    it is visible until it commits; a killed process leaves no rows, and its log is marked failed by
    the next command (the lock is free).
 
@@ -535,12 +536,14 @@ def _load_or_reuse(conn: psycopg.Connection, import_id: uuid.UUID, bundle: Impor
         # The load is rolled back, and with it every lock it took. Hold the snapshot reused until
         # this commits, so a delete-draft or cleanup waits (and then marks this log failed, as it
         # does for every log of a snapshot it deletes) instead of removing it under this import.
-        row = conn.execute("SELECT id, entity_counts FROM snapshots WHERE id = %s "
+        # A reuse of the current snapshot is logged 'promoted': its content is live, and the log is
+        # archived or rolled back with it (a reuse of a ready one is promoted with it: 0009).
+        row = conn.execute("SELECT id, status, entity_counts FROM snapshots WHERE id = %s "
                            "AND status IN ('ready', 'current') FOR KEY SHARE", (existing[0],)).fetchone()
         if row is None:
             return None
-        snapshot_id, counts = row
-        status = "ready"
+        snapshot_id, snapshot_status, counts = row
+        status = "promoted" if snapshot_status == "current" else "ready"
         conn.execute("UPDATE import_logs SET reused = true WHERE id = %s", (import_id,))
         conn.execute("SELECT update_import_status(%s, %s, %s, %s)",
                      (import_id, status, snapshot_id, json.dumps(counts)))

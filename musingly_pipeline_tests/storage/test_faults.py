@@ -296,3 +296,23 @@ def test_a_full_import_whose_parent_is_deleted_meanwhile_takes_the_current_one(u
     result = store.import_bundle(url, variant("full", "full"))
     assert store.get_snapshot(url, result.snapshot_id).parent_id == checked[0]
     assert_consistent(url)
+
+
+def test_a_reused_import_log_follows_its_snapshot(url):
+    """import X; import X; promote --latest; import Y --promote: the first X log said 'ready'
+    while its snapshot was archived."""
+    first = store.import_bundle(url, bundle("x"))
+    again = store.import_bundle(url, bundle("x-again"))
+    assert again.reused and again.snapshot_id == first.snapshot_id
+    store.promote(url, latest=True)
+    store.import_bundle(url, variant("y", "y"), promote=True)
+    statuses = {log.version_label: log.status for log in store.list_imports(url)}
+    assert statuses == {"x": "promoted", "x-again": "promoted", "y": "promoted"}
+    assert_consistent(url)
+    # a reuse of the current snapshot is live already: logged promoted, rolled back with it
+    live = store.import_bundle(url, variant("y-again", "y"))
+    assert live.reused and live.status == "promoted"
+    store.rollback(url)
+    statuses = {log.version_label: log.status for log in store.list_imports(url)}
+    assert statuses["y"] == statuses["y-again"] == "rolled_back"
+    assert_consistent(url)
