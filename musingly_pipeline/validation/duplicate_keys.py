@@ -8,7 +8,7 @@ Two ways to find them:
   about duplicates: every object of a bundle is a contract model and every key one of its fields
   (unknown fields are refused), so the keys in the file number exactly the fields set on the
   parsed models unless a key repeats. Counting keys is a byte scan (numpy); with the count of
-  fields set it adds about 5% to the parse of a 100k-spark bundle (bench/validate.py);
+  fields set it adds about 5% to the parse of a 100k-spark bundle (bench/README.md);
   only a file whose count differs is parsed again with the hook, to say where.
 """
 
