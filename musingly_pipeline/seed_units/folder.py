@@ -111,7 +111,7 @@ def import_folder(directory: str | Path, url: str | None = None) -> FolderImport
         with connect(url) as conn, conn.transaction():
             result.users = _import_users(conn, directory, users_path)
 
-    items, by_source, documents = [], {}, {}
+    items, by_source = [], {}
     for path in unit_paths(directory):
         item = ItemResult(source=f"{UNITS_DIR}/{path.name}")
         result.units.append(item)
@@ -120,19 +120,17 @@ def import_folder(directory: str | Path, url: str | None = None) -> FolderImport
             data = read_inside(directory, path)
         except FolderFileRefused as exc:
             item.issues.append(exc.issue)
-        else:
-            document, issues = unit_document(data)
-            item.issues.extend(issues)
+        else:  # parsed again by the processor: holding every unit's tree at once would cost GBs
+            item.issues.extend(unit_document(data)[1])
         if item.issues:
             items.append({"file": item.source, "refused": "; ".join(f"{i.code}: {i.message}" for i in item.issues)})
         else:
             items.append({"file": item.source, "text": data.decode("utf-8")})
-            documents[item.source] = document
     if not items:
         return result
 
     outcomes: dict[str, dict[str, Any]] = {}
-    recording = type("SeedUnitProcessor", (SeedUnitProcessor,), {"outcomes": outcomes, "documents": documents})
+    recording = type("SeedUnitProcessor", (SeedUnitProcessor,), {"outcomes": outcomes})
     registry = ProcessorRegistry()
     registry.register(recording)
     manager = BatchManager(url, registry)

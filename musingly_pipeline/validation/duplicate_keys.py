@@ -19,15 +19,13 @@ from collections.abc import Iterable
 from operator import attrgetter
 from typing import Any
 
-import numpy as np
 from pydantic import BaseModel
 
 from musingly_pipeline.validation.report import Issue, error, format_path
 
 _QUOTE, _COLON = ord('"'), ord(":")
 _WHITESPACE = b" \t\r\n"
-_WORD = np.zeros(256, bool)  # the last character of a key that names a contract field
-_WORD[np.frombuffer(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_", np.uint8)] = True
+_WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")  # a field name's last byte
 _CHUNK = 1 << 24  # bytes scanned at a time: bounds the temporary arrays
 
 
@@ -101,6 +99,11 @@ def count_keys(data: bytes) -> int:
     No string can give that pattern: inside a string a quote is escaped (after a backslash), and a
     string's opening quote comes after ``[``, ``{``, ``,``, ``:`` or whitespace.
     """
+    import numpy as np  # here: `musingly validate` and the contracts' users start without it
+
+    word = np.zeros(256, bool)
+    word[list(_WORD)] = True
+    whitespace = np.frombuffer(_WHITESPACE, np.uint8)
     buffer = np.frombuffer(data, np.uint8)
     keys = 0
     for start in range(0, len(buffer), _CHUNK):
@@ -109,8 +112,8 @@ def count_keys(data: bytes) -> int:
         colons = colons[colons >= 3]
         before = buffer[colons - 1]
         quoted = colons[before == _QUOTE]
-        keys += int(np.count_nonzero(_WORD[buffer[quoted - 2]]))
-        for position in colons[np.isin(before, np.frombuffer(_WHITESPACE, np.uint8))].tolist():
+        keys += int(np.count_nonzero(word[buffer[quoted - 2]]))
+        for position in colons[np.isin(before, whitespace)].tolist():
             keys += _key_before(data, position)
     return keys
 
@@ -120,7 +123,7 @@ def _key_before(data: bytes, colon: int) -> int:
     end = colon - 1
     while data[end] in _WHITESPACE:
         end -= 1
-    return int(end >= 2 and data[end] == _QUOTE and bool(_WORD[data[end - 1]]))
+    return int(end >= 2 and data[end] == _QUOTE and data[end - 1] in _WORD)
 
 
 def fields_set(models: Iterable[BaseModel]) -> int:
