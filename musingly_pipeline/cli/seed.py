@@ -33,7 +33,8 @@ def register(commands) -> None:
         actions, "import", "Import users.json and units/*.json of a seed folder.",
         "Each unit file is imported on its own (a savepoint per unit): a broken unit fails alone with\n"
         "its errors listed, the others are imported. A unit already in the database (same id) is\n"
-        "updated in place. Exit 0 when every file was imported, 1 when any failed, 3 when the\n"
+        "updated in place. Files are read only from inside DIR: a link leading out of it is refused\n"
+        "(FILE_OUTSIDE_FOLDER). Exit 0 when every file was imported, 1 when any failed, 3 when the\n"
         "database cannot be reached.",
         f"musingly seed import --dir {DEFAULT_SEED_DIR} --verbose", _import,
     )
@@ -45,7 +46,7 @@ def register(commands) -> None:
         actions, "export", "Write units (and users) from the database as seed files.",
         "Writes DIR/units/{unit-title}.json per unit and, with --users, DIR/users.json, each file\n"
         "atomically, in the canonical form: exporting what was imported reproduces the files byte\n"
-        "for byte.",
+        "for byte. A DIR/units link leading out of DIR is refused (FILE_OUTSIDE_FOLDER).",
         "musingly seed export --all-units --users --output-dir /tmp/seed_export", _export,
     )
     which = p.add_mutually_exclusive_group()

@@ -157,7 +157,8 @@ def _import(args) -> int:
     print(f"  import   {result.import_id} ({result.status})")
     print(f"  snapshot {result.snapshot_id}: {_counts(result.entity_counts)}")
     if result.reused:
-        print("  same content as this existing snapshot: no copy made (--force makes one)")
+        which = "the current snapshot" if result.status == "promoted" else "this existing snapshot"
+        print(f"  same content as {which}: no copy made (--force makes one)")
     if result.warnings:
         print(f"  {len(result.warnings)} warning(s); `musingly validate {args.file}` lists them")
     if result.status == "ready":

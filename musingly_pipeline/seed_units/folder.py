@@ -33,12 +33,11 @@ from musingly_pipeline.storage.seed_units import (
     SeedImportFailed,
     export_units,
     export_users,
-    import_unit,
     import_users,
     known_users,
     unit_titles,
 )
-from musingly_pipeline.validation.packages import parse_json, unit_document, validate_users
+from musingly_pipeline.validation.packages import parse_json, unit_document, validate_unit, validate_users
 
 
 @dataclass
@@ -113,7 +112,7 @@ def import_folder(directory: str | Path, url: str | None = None) -> FolderImport
         with connect(url) as conn, conn.transaction():
             result.users = _import_users(conn, directory, users_path)
 
-    items, by_source, documents = [], {}, {}
+    items, by_source = [], {}
     for path in unit_paths(directory):
         item = ItemResult(source=f"{UNITS_DIR}/{path.name}")
         result.units.append(item)
@@ -122,19 +121,17 @@ def import_folder(directory: str | Path, url: str | None = None) -> FolderImport
             data = read_inside(directory, path)
         except FolderFileRefused as exc:
             item.issues.append(exc.issue)
-        else:
-            document, issues = unit_document(data)
-            item.issues.extend(issues)
+        else:  # parsed again by the processor: holding every unit's tree at once would cost GBs
+            item.issues.extend(unit_document(data)[1])
         if item.issues:
             items.append({"file": item.source, "refused": "; ".join(f"{i.code}: {i.message}" for i in item.issues)})
         else:
             items.append({"file": item.source, "text": data.decode("utf-8")})
-            documents[item.source] = document
     if not items:
         return result
 
     outcomes: dict[str, dict[str, Any]] = {}
-    recording = type("SeedUnitProcessor", (SeedUnitProcessor,), {"outcomes": outcomes, "documents": documents})
+    recording = type("SeedUnitProcessor", (SeedUnitProcessor,), {"outcomes": outcomes})
     registry = ProcessorRegistry()
     registry.register(recording)
     manager = BatchManager(url, registry)
@@ -154,6 +151,39 @@ def import_folder(directory: str | Path, url: str | None = None) -> FolderImport
         elif not item.errors:
             item.issues.append(error("SEED_DATABASE_REJECTED", "", record.error_message or "the unit failed"))
     return result
+
+
+def validate_folder(directory: str | Path, url: str | None = None) -> list[Issue]:
+    """Every issue the seed folder's files have, without importing anything: the issues
+    :func:`import_folder` would report before the database (the files read the same way, from
+    inside the folder; the users known are the database's and ``users.json``'s). Each issue's path
+    starts with its file (``units/a.json: lessons[2].package``)."""
+    directory = Path(directory)
+    ensure_migrated(url)
+    with connect(url) as conn:
+        known = known_users(conn)
+    issues: list[Issue] = []
+
+    def add(source: str, found: list[Issue]) -> None:
+        issues.extend(Issue(i.code, i.severity, f"{source}: {i.path}" if i.path else source, i.message)
+                      for i in found)
+
+    users_path = directory / USERS_FILE
+    if os.path.lexists(users_path):
+        try:
+            users = validate_users(read_inside(directory, users_path), source=str(users_path))
+        except FolderFileRefused as exc:
+            add(USERS_FILE, [exc.issue])
+        else:
+            add(USERS_FILE, users.issues)
+            known = known | users.known
+    for path in unit_paths(directory):
+        source = f"{UNITS_DIR}/{path.name}"
+        try:
+            add(source, validate_unit(read_inside(directory, path), known, source=source).issues)
+        except FolderFileRefused as exc:
+            add(source, [exc.issue])
+    return issues
 
 
 def _import_users(conn: psycopg.Connection, directory: Path, path: Path) -> ItemResult:

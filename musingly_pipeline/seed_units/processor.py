@@ -44,9 +44,6 @@ class SeedUnitProcessor(BaseProcessor):
     # Outcomes per item file, for a caller that wants Issues rather than the error text: a
     # subclass may point this at its own dict (see seed_units.folder.import_folder).
     outcomes: ClassVar[dict[str, dict[str, Any]] | None] = None
-    # Item file -> its JSON object, already parsed (strictly) by a caller that read the files: a
-    # subclass may set it so the unit is not parsed twice (an item without one is parsed here).
-    documents: ClassVar[dict[str, dict[str, Any]] | None] = None
 
     def __init__(self) -> None:
         self._validated: dict[int, UnitValidation] = {}
@@ -71,9 +68,7 @@ class SeedUnitProcessor(BaseProcessor):
         text = item.source_data.get("text")
         if not isinstance(text, str):
             raise SeedUnitRejected([])
-        document = (self.documents or {}).pop(source, None)
-        validation = validate_unit(document if document is not None else text.encode("utf-8"),
-                                   self._users, source=source)
+        validation = validate_unit(text.encode("utf-8"), self._users, source=source)
         self._record(source, issues=validation.issues, title=validation.unit.title if validation.unit else None)
         if validation.unit is None:
             raise SeedUnitRejected(validation.issues)

@@ -17,7 +17,7 @@ from musingly_pipeline.signals.envelopes import (
     TraceContext,
     parse_envelope,
 )
-from musingly_pipeline.signals.file_store import FileSystemStore, UnreadableLineWarning
+from musingly_pipeline.signals.file_store import FileSystemStore, ForeignWriterError, UnreadableLineWarning
 from musingly_pipeline.signals.query import EventQuery
 from musingly_pipeline.signals.store import DuplicateEventError, EventStore, WriteResult
 
@@ -28,6 +28,7 @@ __all__ = [
     "EventQuery",
     "EventStore",
     "FileSystemStore",
+    "ForeignWriterError",
     "InvalidEnvelope",
     "ReplayCheckpoint",
     "SignalEnvelope",

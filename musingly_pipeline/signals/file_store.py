@@ -18,6 +18,13 @@ What this adds to metaspn-store, same files:
   returns.
 * A torn last line left by a crash is skipped by readers with an :class:`UnreadableLineWarning`,
   and the next writer terminates it first, so only that line is lost.
+* A process that appends without the lock is not supported, but noticed rather than trusted: lines
+  appended since the index last accounted for a day file are indexed before a write to it, and a
+  write checks that its lines landed where their entries say (another writer's bytes may have come
+  first, even a torn line its first line is then glued onto). If they did not, the index is rebuilt
+  and whatever is not found intact is written again before the call returns; nothing is
+  acknowledged that a fresh store would not find (:class:`ForeignWriterError` if the files keep
+  changing, after ``_ATTEMPTS`` tries).
 * A query opens only the partitions of the days in its window.
 
 How a batch is written (``_append``), fast because nearly all of it is per batch, not per envelope:
@@ -189,6 +196,25 @@ class UnreadableLineWarning(UserWarning):
     """A partition line that could not be read (torn by a crash, or not an envelope) was skipped."""
 
 
+class ForeignWriterError(RuntimeError):
+    """A day file kept changing while a batch was written: a process that does not take the store's
+    lock appends to it. The batch is not acknowledged; what was written intact is found next time."""
+
+
+class _IndexCaughtUp(Exception):
+    """Lines another writer appended may hold ids of the batch (nothing written yet): look up again."""
+
+
+class _LinesMoved(Exception):
+    """Another writer appended while the batch was written, so some lines are not at the offsets
+    their entries say (the first may even be glued onto a torn line): the written ids are not
+    acknowledged until a rebuilt index finds them."""
+
+
+# Attempts at a batch while another writer appends (each is a lookup and maybe a write).
+_ATTEMPTS = 10
+
+
 class FileSystemStore(EventStore):
     """Append-only JSONL store in metaspn-store's layout; ``durable=False`` skips fsync (tests, bulk loads)."""
 
@@ -253,39 +279,59 @@ class FileSystemStore(EventStore):
             index.refresh()
             hashes = id_hashes(event_ids)
             by_hash = np.argsort(hashes, kind="stable")
-            stored = index.lookup_many(event_ids, hashes, by_hash)  # {position: day} of ids already stored
             firsts = _first_positions(event_ids, hashes, by_hash)  # where each id first occurs in the batch
-            fresh = firsts == np.arange(n)
-            if stored:
-                fresh[list(stored)] = False
-            new = np.flatnonzero(fresh)
-            if on_duplicate == "raise" and len(new) < n:
-                example = event_ids[int(np.flatnonzero(~fresh)[0])]
-                raise DuplicateEventError(
-                    f"{n - len(new)} {kind} id(s) already stored, e.g. {example!r}; nothing of this batch was "
-                    "written (use on_duplicate='return_existing' to skip them)"
-                )
-            # results[i] is (event_ids[i], days[which[i]], fresh[i], locations[which[i]])
-            which = np.empty(n, np.intp)
-            days: list[date] = []
-            finish = None
-            if len(new):
-                days, finish = self._write_new(kind, index, envelopes, event_ids, hashes, new, which)
-            try:  # the results are built while worker threads write and fsync
-                for i, day in stored.items():
-                    which[i] = len(days)
-                    days.append(day)
-                repeats = np.flatnonzero(firsts != np.arange(n))  # ids repeated inside the batch
-                which[repeats] = which[firsts[repeats]]
-                locations = np.array([self._location(kind, day) for day in days] or [""], object)
-                day_objects = np.empty(max(len(days), 1), object)
-                day_objects[:len(days)] = days
-                results = list(map(_result, zip(event_ids, day_objects[which].tolist(), fresh.tolist(),
-                                                locations[which].tolist())))
-            finally:
-                if finish is not None:
-                    finish()  # every line written and fsynced, or raises
-            return results
+            ours = np.zeros(n, bool)  # positions an earlier attempt of this call wrote
+            for _ in range(_ATTEMPTS):
+                stored = index.lookup_many(event_ids, hashes, by_hash)  # {position: day} of ids already stored
+                fresh = firsts == np.arange(n)
+                if stored:
+                    fresh[list(stored)] = False
+                new = np.flatnonzero(fresh)
+                written = fresh | ours  # an id an earlier attempt wrote intact is stored now, by this call
+                if on_duplicate == "raise" and not written.all():
+                    example = event_ids[int(np.flatnonzero(~written)[0])]
+                    raise DuplicateEventError(
+                        f"{int(n - written.sum())} {kind} id(s) already stored, e.g. {example!r}; nothing of this "
+                        "batch was written (use on_duplicate='return_existing' to skip them)"
+                    )
+                try:
+                    return self._results(kind, index, envelopes, event_ids, hashes, new, stored, firsts, written)
+                except _IndexCaughtUp:  # lines another writer appended are indexed now: look up again
+                    continue
+                except _LinesMoved:  # written, but not where their entries say: see _FileWrites.finish
+                    index.rebuild()
+                    ours[new] = True
+            raise ForeignWriterError(
+                f"the {kind} day files kept changing while this batch was written ({_ATTEMPTS} attempts): a "
+                "process that does not take the store's lock (metaspn-store?) is appending to them; stop it and "
+                "write again (what was written intact is found then, and not written twice)")
+
+    def _results(self, kind: EventKind, index: IdIndex, envelopes: Sequence[Envelope], event_ids: list[str],
+                 hashes: np.ndarray, new: np.ndarray, stored: dict[int, date], firsts: np.ndarray,
+                 written: np.ndarray) -> list[WriteResult]:
+        """Write the ``new`` positions and build every position's result meanwhile."""
+        n = len(event_ids)
+        # results[i] is (event_ids[i], days[which[i]], written[i], locations[which[i]])
+        which = np.empty(n, np.intp)
+        days: list[date] = []
+        finish = None
+        if len(new):
+            days, finish = self._write_new(kind, index, envelopes, event_ids, hashes, new, which)
+        try:  # the results are built while worker threads write and fsync
+            for i, day in stored.items():
+                which[i] = len(days)
+                days.append(day)
+            repeats = np.flatnonzero(firsts != np.arange(n))  # ids repeated inside the batch
+            which[repeats] = which[firsts[repeats]]
+            locations = np.array([self._location(kind, day) for day in days] or [""], object)
+            day_objects = np.empty(max(len(days), 1), object)
+            day_objects[:len(days)] = days
+            results = list(map(_result, zip(event_ids, day_objects[which].tolist(), written.tolist(),
+                                            locations[which].tolist())))
+        finally:
+            if finish is not None:
+                finish()  # every line written, fsynced and checked, or raises
+        return results
 
     def _write_new(self, kind: EventKind, index: IdIndex, envelopes: Sequence[Envelope], event_ids: list[str],
                    hashes: np.ndarray, new: np.ndarray, which: np.ndarray) -> tuple[list[date], Callable[[], None]]:
@@ -314,9 +360,12 @@ class FileSystemStore(EventStore):
         created = False
         try:
             bases, torn = [], []
-            for day in days:
+            for day, ordinal in zip(days, ordinals[firsts].tolist()):
                 fd, new_file, size, ends_torn = self._open_partition(kind, day)
-                files.opened(fd)
+                files.opened(fd, ordinal, size)
+                appended = index.catch_up(ordinal, size)  # lines another writer appended since
+                if appended is None or (len(appended) and np.isin(hashes[new], appended).any()):
+                    raise _IndexCaughtUp()
                 torn.append(ends_torn)
                 bases.append(size + ends_torn)
                 created = created or new_file
@@ -514,11 +563,14 @@ class _FileWrites:
         self.index = index
         self.inline = False  # a single file: write it in the calling thread
         self.fds: list[int] = []
+        self.days: dict[int, tuple[int, int]] = {}  # fd -> (day, size when opened)
+        self.ends: dict[int, int] = {}  # fd -> where this store's bytes end, checked
         self.futures: list = []
         self.error: BaseException | None = None
 
-    def opened(self, fd: int) -> None:
+    def opened(self, fd: int, day: int, size: int) -> None:
         self.fds.append(fd)  # closed by finish() or close()
+        self.days[fd] = (day, size)
 
     def _run(self, task, *args) -> None:
         global _IO_POOL
@@ -539,6 +591,11 @@ class _FileWrites:
         _write_all(fd, data)
         if self.durable:
             os.fsync(fd)
+        # The lines' entries say they start at the size the file had when opened. Another writer
+        # that does not take the lock may have appended meanwhile: then the bytes must be checked.
+        start = self.days[fd][1]
+        if os.fstat(fd).st_size == start + len(data) or os.pread(fd, len(data), start) == data:
+            self.ends[fd] = start + len(data)
 
     def sync_directory(self, directory: Path) -> None:
         self._run(_fsync_dir, directory)
@@ -549,7 +606,9 @@ class _FileWrites:
         self.fds = []
 
     def finish(self) -> None:
-        """Wait for every write; raise the first error (the index then forgets the ids it holds as written)."""
+        """Wait for every write; raise the first error (the index then forgets the ids it holds as
+        written), or :class:`_LinesMoved` if some lines are not where their entries say."""
+        written = len(self.fds)
         try:
             for future in self.futures:
                 self.error = self.error or future.exception()  # waits
@@ -558,6 +617,10 @@ class _FileWrites:
         if self.error is not None:
             self.index.forget()  # reloading it checks the entries against the files again
             raise self.error
+        if len(self.ends) < written:
+            raise _LinesMoved()
+        for fd, end in self.ends.items():
+            self.index.wrote(self.days[fd][0], end)
 
 
 def _fsync_dir(directory: Path) -> None:

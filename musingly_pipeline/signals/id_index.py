@@ -20,11 +20,16 @@ The hash is computed with numpy for a whole batch (:func:`id_hashes`: splitmix64
 (``MSIDX001``, BLAKE2b) is rebuilt on open.
 
 The index is a cache of the partitions and is repaired from them: on open each partition's size is
-compared with the end of its last indexed line; lines appended by another writer (metaspn-store, a
-crash before the index was written) are indexed from that offset, and anything inconsistent rebuilds
-the index from all partitions. Entries are appended *before* their lines, so a crashed writer leaves
-at worst an entry pointing at missing bytes, which the confirmation read rejects; a writer whose
-lines could not be written drops its in-memory index (:meth:`IdIndex.forget`) and reloads it.
+compared with the end of its last indexed line, and that line is checked (read, its id hashed): if it
+is intact, lines appended by another writer (metaspn-store, a crash before the index was written) are
+indexed from that offset; anything else (a shorter file, a last line that is not where its entry
+says, as when a writer that does not take the lock appended while a batch was written) rebuilds the
+index from all partitions. While a store is open it knows how far each day file is indexed
+(:meth:`IdIndex.catch_up` indexes what was appended since, the same way), and a write checks that
+its lines landed where their entries say (see ``file_store``). Entries are appended *before* their
+lines, so a crashed writer leaves at worst an entry pointing at missing bytes, which the
+confirmation read rejects; a writer whose lines could not be written drops its in-memory index
+(:meth:`IdIndex.forget`) and reloads it.
 
 The index file is only written under the kind's exclusive lock (see ``file_store``); another process
 picks up new entries by reading the file's tail when it next takes the lock.
@@ -41,9 +46,10 @@ from pathlib import Path
 import numpy as np
 from pydantic_core import from_json
 
+from musingly_pipeline.signals.sorted_entries import ENTRY, SortedEntries
+
 MAGIC = b"MSIDX002"  # 002: the numpy hash (001, BLAKE2b, is rebuilt on open)
 HEADER_SIZE = 16
-ENTRY = np.dtype([("h", "<u8"), ("day", "<i4"), ("len", "<u4"), ("off", "<u8")])
 # Entries added since the index was loaded are kept apart (see the module docstring); past this many
 # they are merged into the main arrays.
 MERGE_THRESHOLD = 200_000
@@ -115,11 +121,14 @@ class IdIndex:
         self._loaded = False
         self._generation = 0
         self._file_size = 0
-        self._main = _SortedEntries(np.empty(0, ENTRY))
-        self._delta = _SortedEntries(np.empty(0, ENTRY))  # entries other writers added since the load
-        self._own = _SortedEntries(np.empty(0, ENTRY), spare=True)  # entries this object appended since
+        self._main = SortedEntries(np.empty(0, ENTRY))
+        self._delta = SortedEntries(np.empty(0, ENTRY))  # entries other writers added since the load
+        self._own = SortedEntries(np.empty(0, ENTRY), spare=True)  # entries this object appended since
         self._own_ids: list[str] = []  # their ids: entry k of _own is the line of _own_ids[k]
         self._fds: dict[int, int] = {}
+        # day (ordinal) -> bytes of that day's file the index accounts for: bytes past it were
+        # appended by another writer since (see catch_up)
+        self._known_end: dict[int, int] = {}
 
     # -- loading and repair --------------------------------------------------------------------------
     def refresh(self) -> None:
@@ -138,15 +147,17 @@ class IdIndex:
                     handle.seek(self._file_size)
                     tail = handle.read(size - self._file_size)
                     usable = len(tail) - len(tail) % ENTRY.itemsize
-                    self._add_delta(np.frombuffer(tail[:usable], ENTRY))
+                    added = np.frombuffer(tail[:usable], ENTRY)
+                    self._add_delta(added)
                     self._file_size += usable
+                    for day, (end, _) in _last_entries(added).items():  # lines another store wrote
+                        self._known_end[day] = max(self._known_end.get(day, 0), end)
         except FileNotFoundError:
             self._load_and_repair()
 
     def _load_and_repair(self) -> None:
         self.close()
         entries = np.empty(0, ENTRY)
-        generation = None
         if self.path.exists():
             data = self.path.read_bytes()
             if len(data) >= HEADER_SIZE and data[:8] == MAGIC:
@@ -156,25 +167,29 @@ class IdIndex:
                 if HEADER_SIZE + usable != len(data):  # a torn entry from a crash: drop it
                     with open(self.path, "r+b") as handle:
                         handle.truncate(HEADER_SIZE + usable)
-        if generation is None:
-            entries, generation = np.empty(0, ENTRY), self._new_file()
-        covered = self._covered(entries)
+            else:
+                self.rebuild()
+                return
+        else:
+            self.rebuild()
+            return
+        last = _last_entries(entries)
         new_parts: list[np.ndarray] = []
+        known: dict[int, int] = {}
         for path in sorted(self.directory.glob("*.jsonl")):
             day = partition_day(path)
             if day is None:
                 continue
             size = path.stat().st_size
-            end = covered.get(day.toordinal(), 0)
+            end, entry = last.get(day.toordinal(), (0, None))
             if end == size:
+                known[day.toordinal()] = size
                 continue
-            if end > size or (end and _byte_at(path, end - 1) != b"\n"):
-                entries, generation, new_parts = np.empty(0, ENTRY), self._new_file(), []
-                for p in sorted(self.directory.glob("*.jsonl")):
-                    if partition_day(p) is not None:
-                        new_parts.append(self._scan(p, 0))
-                break
-            new_parts.append(self._scan(path, end))
+            if end > size or not self._intact(path, entry):
+                self.rebuild()
+                return
+            part, known[day.toordinal()] = self._scan(path, end)
+            new_parts.append(part)
         new = np.concatenate(new_parts) if new_parts else np.empty(0, ENTRY)
         if len(new):
             with open(self.path, "ab") as handle:
@@ -182,7 +197,79 @@ class IdIndex:
         self._generation = generation
         self._file_size = self.path.stat().st_size
         self._build_sorted(np.concatenate([entries, new]) if len(new) else entries)
+        self._known_end = known
         self._loaded = True
+
+    def rebuild(self) -> None:
+        """Index every partition again from its first byte, in a new index file (a new generation,
+        so other processes reload it)."""
+        self.close()
+        generation = self._new_file()
+        parts: list[np.ndarray] = []
+        known: dict[int, int] = {}
+        for path in sorted(self.directory.glob("*.jsonl")):
+            day = partition_day(path)
+            if day is not None:
+                part, known[day.toordinal()] = self._scan(path, 0)
+                parts.append(part)
+        entries = np.concatenate(parts) if parts else np.empty(0, ENTRY)
+        if len(entries):
+            with open(self.path, "ab") as handle:
+                handle.write(entries.tobytes())
+        self._generation = generation
+        self._file_size = self.path.stat().st_size
+        self._build_sorted(entries)
+        self._known_end = known
+        self._loaded = True
+
+    def catch_up(self, day: int, size: int) -> np.ndarray | None:
+        """Account for day ``day``'s file up to ``size`` bytes (its size now, under the lock).
+
+        Returns the id hashes of lines another writer appended since the index last accounted for
+        the file, now indexed (an empty array when there are none), or ``None`` when the file no
+        longer matches the index (its last indexed line is not where its entry says) and the index
+        was rebuilt: then any id may have moved.
+        """
+        known = self._known_end.get(day, 0)
+        if size <= known:  # (a crashed writer's entries may reach past the end: harmless)
+            return _NO_HASHES
+        path = self.directory / f"{date.fromordinal(day).isoformat()}.jsonl"
+        if not self._intact(path, self._last_entry(day)):
+            self.rebuild()
+            return None
+        new, self._known_end[day] = self._scan(path, known)
+        if len(new):
+            self.write_entries(new)
+            self._add_delta(new)
+        return new["h"]
+
+    def wrote(self, day: int, end: int) -> None:
+        """This store's lines of ``day`` are in its file, checked, up to byte ``end``."""
+        self._known_end[day] = end
+
+    def _last_entry(self, day: int) -> np.void | None:
+        """The entry of ``day`` whose line ends last in its file."""
+        last = None
+        for part in (self._main, self._delta, self._own):
+            entries = part.entries
+            found = _last_entries(entries[entries["day"] == day]).get(day)
+            if found is not None and (last is None or found[0] > last[0]):
+                last = found
+        return None if last is None else last[1]
+
+    def _intact(self, path: Path, entry: np.void | None) -> bool:
+        """Whether ``entry``'s line is where it says in ``path``: a whole line whose id has its hash."""
+        if entry is None:
+            return True
+        off, length = int(entry["off"]), int(entry["len"])
+        before = 1 if off else 0
+        with open(path, "rb") as handle:
+            handle.seek(off - before)
+            data = handle.read(length + before)
+        if len(data) != length + before or not data.endswith(b"\n") or (before and data[0] != 0x0A):
+            return False
+        event_id = _line_id(data[before:], self.id_field)
+        return event_id is not None and id_hash(event_id) == int(entry["h"])
 
     def _new_file(self) -> int:
         generation = int.from_bytes(os.urandom(8), "little")
@@ -191,19 +278,9 @@ class IdIndex:
         os.replace(tmp, self.path)
         return generation
 
-    @staticmethod
-    def _covered(entries: np.ndarray) -> dict[int, int]:
-        if not len(entries):
-            return {}
-        ends = entries["off"] + entries["len"].astype("<u8")
-        days = entries["day"]
-        first = int(days.min())
-        out = np.zeros(int(days.max()) - first + 1, "<u8")
-        np.maximum.at(out, days - first, ends)
-        return {first + i: int(end) for i, end in enumerate(out.tolist()) if end}
-
-    def _scan(self, path: Path, start: int) -> np.ndarray:
-        """Index the complete lines of ``path`` from byte ``start`` (unreadable lines get no entry)."""
+    def _scan(self, path: Path, start: int) -> tuple[np.ndarray, int]:
+        """Index the complete lines of ``path`` from byte ``start`` (unreadable lines get no entry);
+        (entries, the file's size as read)."""
         day = partition_day(path).toordinal()
         with open(path, "rb") as handle:
             handle.seek(start)
@@ -223,12 +300,12 @@ class IdIndex:
             pos = nl + 1
         out = np.empty(len(ids), ENTRY)
         out["h"], out["day"], out["len"], out["off"] = id_hashes(ids), day, lens, offs
-        return out
+        return out, start + len(data)
 
     def _build_sorted(self, entries: np.ndarray) -> None:
-        self._main = _SortedEntries(entries)
-        self._delta = _SortedEntries(np.empty(0, ENTRY), spare=True)
-        self._own, self._own_ids = _SortedEntries(np.empty(0, ENTRY), spare=True), []
+        self._main = SortedEntries(entries)
+        self._delta = SortedEntries(np.empty(0, ENTRY), spare=True)
+        self._own, self._own_ids = SortedEntries(np.empty(0, ENTRY), spare=True), []
 
     def _add_delta(self, entries: np.ndarray) -> None:
         self._delta.add(entries)
@@ -237,8 +314,8 @@ class IdIndex:
     def _merge_if_large(self) -> None:
         if self._delta.count + self._own.count > MERGE_THRESHOLD:
             self._main.add(np.concatenate([self._delta.entries, self._own.entries]))
-            self._delta = _SortedEntries(np.empty(0, ENTRY), spare=True)
-            self._own, self._own_ids = _SortedEntries(np.empty(0, ENTRY), spare=True), []
+            self._delta = SortedEntries(np.empty(0, ENTRY), spare=True)
+            self._own, self._own_ids = SortedEntries(np.empty(0, ENTRY), spare=True), []
 
     def forget(self) -> None:
         """Drop the in-memory index (after a failed write); the next :meth:`refresh` reloads it."""
@@ -330,73 +407,6 @@ class IdIndex:
         self._fds = {}
 
 
-class _SortedEntries:
-    """Index entries with their hashes sorted; new entries are merged in, not re-sorted.
-
-    Sorting only the 8-byte hashes and keeping the permutation is several times cheaper than
-    reordering the 24-byte entries; an entry is fetched through the permutation on a hit.
-    """
-
-    __slots__ = ("_buffer", "count", "hashes", "order", "spare")
-
-    def __init__(self, entries: np.ndarray, *, spare: bool = False):
-        self._buffer = entries
-        self.count = len(entries)
-        self.order = np.argsort(entries["h"])
-        self.hashes = entries["h"][self.order]
-        self.spare = spare  # grow the entries with room to spare (frequent small additions)
-
-    @property
-    def entries(self) -> np.ndarray:
-        return self._buffer[:self.count]
-
-    def add(self, new: np.ndarray) -> None:
-        new_order = np.argsort(new["h"])
-        new_hashes = new["h"][new_order]
-        where = np.searchsorted(self.hashes, new_hashes)
-        self.hashes = np.insert(self.hashes, where, new_hashes)
-        self.order = np.insert(self.order, where, new_order + self.count)
-        needed = self.count + len(new)
-        if needed > len(self._buffer):
-            grown = np.empty(max(needed, 2 * len(self._buffer), 4096) if self.spare else needed, ENTRY)
-            grown[:self.count] = self._buffer[:self.count]
-            self._buffer = grown
-        self._buffer[self.count:needed] = new
-        self.count = needed
-
-    def pairs(self, hashes: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(at, index)``: entry ``index[j]`` has the hash of position ``at[j]``; every such pair.
-
-        ``hashes`` are the positions' hashes, sorted (``hashes[k]`` is the hash of ``positions[k]``):
-        the binary searches then walk the array in order (several times faster than random probes
-        into a million hashes).
-        """
-        size = len(self.hashes)
-        if not size or not len(hashes):
-            return np.empty(0, np.intp), np.empty(0, np.intp)
-        low = np.searchsorted(self.hashes, hashes)
-        hit = np.flatnonzero(self.hashes[np.minimum(low, size - 1)] == hashes)
-        low = low[hit]
-        following = low + 1
-        single = (following >= size) | (self.hashes[np.minimum(following, size - 1)] != hashes[hit])
-        at, index = [positions[hit[single]]], [self.order[low[single]]]  # the usual case: one entry per hash
-        for k in hit[~single].tolist():
-            lo, hi = np.searchsorted(self.hashes, hashes[k]), np.searchsorted(self.hashes, hashes[k], "right")
-            at.append(np.full(hi - lo, positions[k], np.intp))
-            index.append(self.order[lo:hi])
-        return np.concatenate(at).astype(np.intp, copy=False), np.concatenate(index).astype(np.intp, copy=False)
-
-    def candidates(self, hashes: np.ndarray, positions: np.ndarray, out: dict[int, list[tuple[int, int, int]]]) -> None:
-        """Add ``(day, len, off)`` of every entry with the hash of position ``positions[k]`` (``hashes[k]``,
-        sorted) to ``out[positions[k]]``."""
-        at, index = self.pairs(hashes, positions)
-        if not len(at):
-            return
-        rows = self.entries[index]
-        for i, day, length, off in zip(at.tolist(), rows["day"].tolist(), rows["len"].tolist(), rows["off"].tolist()):
-            out.setdefault(i, []).append((day, length, off))
-
-
 def _line_id(line: bytes, id_field: str) -> str | None:
     """The id of one stored line, or None if it is not a JSON object with a string id."""
     try:
@@ -410,7 +420,15 @@ def _line_id(line: bytes, id_field: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _byte_at(path: Path, offset: int) -> bytes:
-    with open(path, "rb") as handle:
-        handle.seek(offset)
-        return handle.read(1)
+_NO_HASHES = np.empty(0, "<u8")
+
+
+def _last_entries(entries: np.ndarray) -> dict[int, tuple[int, np.void]]:
+    """Per day, (end, entry) of the entry whose line ends last."""
+    if not len(entries):
+        return {}
+    ends = entries["off"] + entries["len"].astype("<u8")
+    order = np.lexsort((ends, entries["day"]))
+    days = entries["day"][order]
+    lasts = order[np.r_[np.flatnonzero(days[1:] != days[:-1]), len(days) - 1]]
+    return {int(entries["day"][k]): (int(ends[k]), entries[k]) for k in lasts.tolist()}

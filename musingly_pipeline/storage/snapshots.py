@@ -14,9 +14,16 @@ An import runs as:
    COPY of every table into its own new partition (``loader``; in a thread, while this one
    runs the integrity rules, unless the caller already did, and computes the content hash), then
    under the content hash's lock either ``finalize_import`` or, if a ready or current snapshot has
-   the same content, a rollback of the load to its savepoint and reuse of that snapshot. Nothing of
+   the same content, a rollback of the load to its savepoint and reuse of that snapshot, whose row
+   is then locked until commit (the log of a reuse follows its snapshot: 'promoted' when it is
+   current, promoted with it when it is promoted later). Nothing of
    it is visible until it commits; a killed process leaves no rows, and its log is marked failed by
    the next command (the lock is free).
+
+   Locks: the parent snapshot's row (and a merge's base) first, then the content tables, the order
+   in which cleanup and delete-draft take them (migration 0008), so they never deadlock. A
+   snapshot to reuse deleted between being found and being locked makes the import load again,
+   keeping its own copy; a merge's base deleted meanwhile refuses the merge (run it again).
 3. On error, the transaction rolls back and the log is marked failed with the error, separately. A
    bundle that breaks an integrity rule is not an import that failed: its load is rolled back and
    its log row deleted, so it leaves nothing, as if it had been checked before (it raises
@@ -91,10 +98,15 @@ class BundleInvalid(Exception):
 
 
 class ImportRefused(Exception):
-    """The import was refused before loading (a shrink, a merge with nothing to merge onto ...).
+    """The import was refused before loading (a shrink, a merge with nothing to merge onto ...);
+    ``code``, when set, is a stable code (``validation.report.CODES``) that leads the message.
     ``source``: the file's sha256 and size, when it was read before the refusal."""
 
     source: SourceFile | None = None
+
+    def __init__(self, message: str, code: str | None = None):
+        super().__init__(f"{code}: {message}" if code else message)
+        self.code = code
 
 
 class SnapshotError(Exception):
@@ -504,7 +516,7 @@ def import_bundle(
                          warnings=warnings, created_by=created_by,
                          merge_source=(base, patch) if merge else None, check=check)
     events = [("import_started", started_at), ("snapshot_ready", datetime.now(timezone.utc))]
-    if result.status == "promoted":
+    if promote:  # (a reuse of the current snapshot is logged promoted, but promotes nothing)
         events.append(("promoted", datetime.now(timezone.utc)))
     try:
         _record_lifecycle(signals, events, result.snapshot_id, result.import_id, result.version_label,
@@ -553,31 +565,10 @@ def _import(conn: psycopg.Connection, bundle: ImportBundle, current: SnapshotInf
     try:
         conn.execute("UPDATE import_logs SET source_file = %s WHERE id = %s", (source_file, import_id))
         conn.execute("SELECT update_import_status(%s, 'importing')", (import_id,))
-        with conn.transaction():
-            existing = None
-            try:
-                with conn.transaction():  # a savepoint: rolled back when the content is reused
-                    snapshot_id = conn.execute(
-                        "SELECT create_snapshot_row(%s, %s, %s, %s)",
-                        (bundle.name, bundle.version_label, meta.description, current.id if current else None),
-                    ).fetchone()[0]
-                    counts, digest = _load_and_hash(conn, snapshot_id, bundle, current, merge_source, progress, check)
-                    # Two imports of the same content wait for each other here, so the second finds
-                    # the first's snapshot instead of keeping a copy.
-                    conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_HASH_LOCK_NAMESPACE, digest))
-                    existing = None if force else conn.execute(
-                        "SELECT id, entity_counts FROM snapshots WHERE content_hash = %s "
-                        "AND status IN ('ready', 'current') "
-                        "ORDER BY (status = 'current') DESC, created_at DESC LIMIT 1", (digest,)).fetchone()
-                    if existing is not None:
-                        raise _SameContent()
-                    conn.execute("UPDATE snapshots SET content_hash = %s WHERE id = %s", (digest, snapshot_id))
-                    conn.execute("SELECT finalize_import(%s, %s, %s)", (import_id, snapshot_id, json.dumps(counts)))
-            except _SameContent:
-                snapshot_id, counts = existing
-                conn.execute("UPDATE import_logs SET reused = true WHERE id = %s", (import_id,))
-                conn.execute("SELECT update_import_status(%s, 'ready', %s, %s)",
-                             (import_id, snapshot_id, json.dumps(counts)))
+        loaded = _load_or_reuse(conn, import_id, bundle, current, merge_source, progress, check, force)
+        if loaded is None:  # the snapshot to reuse was deleted meanwhile: load again, keeping a copy
+            loaded = _load_or_reuse(conn, import_id, bundle, current, merge_source, progress, None, True)
+        snapshot_id, counts, digest, reused, status = loaded
     except BundleInvalid:
         _discard_log(conn, import_id)
         raise
@@ -586,16 +577,69 @@ def _import(conn: psycopg.Connection, bundle: ImportBundle, current: SnapshotInf
         raise
     if check is not None:
         warnings = tuple(check.warnings)
-    status = "ready"
     if promote:
         with _refusals(), conn.transaction():
             conn.execute("SELECT promote_import(%s, %s)", (import_id, snapshot_id))
         status = "promoted"
     return ImportResult(
         import_id=import_id, snapshot_id=snapshot_id, version_label=bundle.version_label, status=status,
-        entity_counts=_in_kind_order(counts), reused=existing is not None, content_hash=digest, merged=merged,
+        entity_counts=_in_kind_order(counts), reused=reused, content_hash=digest, merged=merged,
         source_file=source_file, seconds=time.perf_counter() - started, warnings=warnings,
         parent_id=current.id if current else None)
+
+
+def _load_or_reuse(conn: psycopg.Connection, import_id: uuid.UUID, bundle: ImportBundle,
+                   current: SnapshotInfo | None, merge_source: tuple[ImportBundle, ImportBundle] | None,
+                   progress: Progress | None, check: ValidationReport | None, force: bool,
+                   ) -> tuple[uuid.UUID, dict[str, int], str, bool, str] | None:
+    """One transaction: load ``bundle`` as a new ready snapshot, or reuse one with the same content;
+    (snapshot id, counts, content hash, reused, log status). ``None``: the snapshot to reuse was
+    deleted between finding it and locking it, and this load is rolled back (load again)."""
+    meta = bundle.metadata
+    with conn.transaction():
+        existing = None
+        try:
+            with conn.transaction():  # a savepoint: rolled back when the content is reused
+                if merge_source is not None and conn.execute(
+                        "SELECT 1 FROM snapshots WHERE id = %s FOR KEY SHARE", (current.id,)).fetchone() is None:
+                    # The merge copies rows of the snapshot it read; that one was archived and
+                    # cleaned up meanwhile (the lock keeps it from then on).
+                    raise ImportRefused(
+                        f"the snapshot this merge started from ({current.version_label}) was replaced and deleted "
+                        "while the merge ran; nothing was imported, run the merge again", code="IMPORT_BASE_DELETED")
+                snapshot_id = conn.execute(
+                    "SELECT create_snapshot_row(%s, %s, %s, %s)",
+                    (bundle.name, bundle.version_label, meta.description, current.id if current else None),
+                ).fetchone()[0]
+                counts, digest = _load_and_hash(conn, snapshot_id, bundle, current, merge_source, progress, check)
+                # Two imports of the same content wait for each other here, so the second finds
+                # the first's snapshot instead of keeping a copy.
+                conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_HASH_LOCK_NAMESPACE, digest))
+                existing = None if force else conn.execute(
+                    "SELECT id FROM snapshots WHERE content_hash = %s AND status IN ('ready', 'current') "
+                    "ORDER BY (status = 'current') DESC, created_at DESC LIMIT 1", (digest,)).fetchone()
+                if existing is not None:
+                    raise _SameContent()
+                conn.execute("UPDATE snapshots SET content_hash = %s WHERE id = %s", (digest, snapshot_id))
+                conn.execute("SELECT finalize_import(%s, %s, %s)", (import_id, snapshot_id, json.dumps(counts)))
+                return snapshot_id, counts, digest, False, "ready"
+        except _SameContent:
+            pass
+        # The load is rolled back, and with it every lock it took. Hold the snapshot reused until
+        # this commits, so a delete-draft or cleanup waits (and then marks this log failed, as it
+        # does for every log of a snapshot it deletes) instead of removing it under this import.
+        # A reuse of the current snapshot is logged 'promoted': its content is live, and the log is
+        # archived or rolled back with it (a reuse of a ready one is promoted with it: 0009).
+        row = conn.execute("SELECT id, status, entity_counts FROM snapshots WHERE id = %s "
+                           "AND status IN ('ready', 'current') FOR KEY SHARE", (existing[0],)).fetchone()
+        if row is None:
+            return None
+        snapshot_id, snapshot_status, counts = row
+        status = "promoted" if snapshot_status == "current" else "ready"
+        conn.execute("UPDATE import_logs SET reused = true WHERE id = %s", (import_id,))
+        conn.execute("SELECT update_import_status(%s, %s, %s, %s)",
+                     (import_id, status, snapshot_id, json.dumps(counts)))
+        return snapshot_id, counts, digest, True, status
 
 
 class _LoadStopped(Exception):

@@ -35,7 +35,6 @@ import types
 import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -220,17 +219,6 @@ def validate_unit(data: bytes | str | dict[str, Any], users: KnownUsers, source:
     if not any(i.severity.value == "error" for i in result.issues):
         result.unit = ParsedUnit(document=document, model=model, source=source)
     return result
-
-
-def validate_unit_file(path: str | Path, users: KnownUsers) -> UnitValidation:
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return UnitValidation(str(path), [error("FILE_NOT_FOUND", "", f"{path} does not exist; check the path")])
-    except OSError as exc:
-        return UnitValidation(str(path), [error("FILE_UNREADABLE", "", f"cannot read {path}: {exc.strerror or exc}")])
-    return validate_unit(data, users, source=str(path))
 
 
 def validate_users(data: bytes | str | dict[str, Any], source: str = "users.json") -> UsersValidation:

@@ -43,6 +43,8 @@ PIPELINE_CODES: dict[str, Enum] = {
     "SEED_DUPLICATE_USER": Category.uniqueness,
     "SEED_ID_CONFLICT": PipelineCategory.storage,
     "SEED_DATABASE_REJECTED": PipelineCategory.storage,
+    # Bundle imports refused by a race (storage.snapshots.ImportRefused.code).
+    "IMPORT_BASE_DELETED": PipelineCategory.storage,
     # Import batches (musingly_pipeline.batches): refused operations, then item outcomes.
     "BATCH_ID_INVALID": PipelineCategory.batches,
     "BATCH_NOT_FOUND": PipelineCategory.batches,

@@ -146,3 +146,173 @@ def test_kill_9_mid_import_leaves_nothing_and_can_be_rerun(url, medium_bundle, k
     result = store.import_bundle_file(url, medium_bundle, allow_shrink=True)
     assert result.entity_counts["sparks"] == 3000 and not result.reused
     assert_consistent(url)
+
+
+def _wait_for_a_lock_wait(url: str, timeout: float = 30) -> None:
+    """Until some session of the database waits for a lock (the race is then set up)."""
+    deadline = time.monotonic() + timeout
+    with connect(url, autocommit=True) as conn:
+        while not conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                               "AND wait_event_type = 'Lock'").fetchone()[0]:
+            assert time.monotonic() < deadline, "no session started waiting"
+            time.sleep(0.02)
+
+
+def test_cleanup_of_an_import_parent_waits_for_the_import_instead_of_deadlocking(url):
+    """The import holds its parent's row and needs a content table; cleanup deleting that parent
+    (archived by a promote meanwhile) used to drop partitions first and then wait for the row."""
+    base = store.import_bundle(url, bundle("base"), promote=True)
+    other = store.import_bundle(url, variant("other", "other"))
+    with connect(url) as importer:
+        snapshot_id = importer.execute("SELECT create_snapshot_row('n', 'v', NULL, %s)",
+                                       (base.snapshot_id,)).fetchone()[0]
+        store.promote(url, other.import_id)  # the import's parent is now archived
+        [cleaned] = _race_in_background(lambda: store.cleanup(url, 1), lambda: _wait_for_a_lock_wait(url))
+        # the import goes on to its first table: it must not wait for the cleanup
+        importer.execute("SELECT prepare_snapshot_partition('domains', %s)", (snapshot_id,))
+        importer.execute("SELECT finish_snapshot_partition('domains', %s)", (snapshot_id,))
+        importer.rollback()
+    assert cleaned.result(timeout=60) == 1
+    assert [s.id for s in store.list_snapshots(url)] == [other.snapshot_id]
+    assert_consistent(url)
+
+
+def _race_in_background(call, until):
+    """Start ``call`` in a thread, wait for ``until()``; the future of ``call``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(1)
+    future = pool.submit(call)
+    until()
+    pool.shutdown(wait=False)
+    return [future]
+
+
+def test_an_import_reusing_a_snapshot_being_deleted_keeps_its_own_copy(url):
+    """A delete-draft of the snapshot an import is about to reuse waits for the import's tables; it
+    used to get them when the import rolled its load back to reuse, and commit before the import
+    recorded the reuse: ForeignKeyViolation on the import's log."""
+    store.import_bundle(url, bundle("base"), promote=True)
+    ready = store.import_bundle(url, variant("first", "same"))
+    deleting = []
+
+    def progress(stage, done, total):  # the import holds the domains table: start the delete now
+        if stage == "trails" and not deleting:
+            deleting.extend(_race_in_background(lambda: store.delete_draft(url, ready.snapshot_id),
+                                                lambda: _wait_for_a_lock_wait(url)))
+
+    result = store.import_bundle(url, variant("second", "same"), progress=progress)
+    deleting[0].result(timeout=60)
+    assert not result.reused and result.snapshot_id != ready.snapshot_id
+    assert store.get_snapshot(url, result.snapshot_id).status == "ready"
+    assert {log.version_label: log.status for log in store.list_imports(url)} == {
+        "base": "promoted", "first": "failed", "second": "ready"}
+    assert_consistent(url)
+
+
+def test_imports_cleanup_and_delete_draft_running_together_raise_only_refusals(url):
+    """Three loops at once for a few seconds: imports (same content again and again, so they reuse,
+    and promoted every other time), cleanup --keep 1 and delete-draft of the newest ready snapshot.
+    Refusals are legitimate outcomes of a race; anything else is a defect."""
+    store.import_bundle(url, bundle("base"), promote=True)
+    stop = time.monotonic() + 4
+    outcomes: dict[str, list] = {"import": [], "cleanup": [], "delete": []}
+    unhandled: list[str] = []
+
+    def loop(name, call):
+        i = 0
+        while time.monotonic() < stop:
+            i += 1
+            try:
+                call(i)
+                outcomes[name].append("ok")
+            except (store.SnapshotError, store.ImportRefused) as exc:
+                outcomes[name].append(type(exc).__name__)
+            except Exception as exc:  # noqa: BLE001 - what the test counts
+                unhandled.append(f"{name}: {type(exc).__name__}: {exc}")
+
+    def newest_ready(i):
+        ready = [s for s in store.list_snapshots(url) if s.status == "ready"]
+        if ready:
+            store.delete_draft(url, ready[0].id)
+
+    threads = [
+        threading.Thread(target=loop, args=("import", lambda i: store.import_bundle(
+            url, variant(f"i{i}", f"content {i % 3}"), promote=i % 2 == 0))),
+        threading.Thread(target=loop, args=("import", lambda i: store.import_bundle(
+            url, variant(f"j{i}", f"content {i % 2}"), promote=i % 3 == 0))),
+        threading.Thread(target=loop, args=("cleanup", lambda i: store.cleanup(url, 1))),
+        threading.Thread(target=loop, args=("delete", newest_ready)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert unhandled == []
+    assert outcomes["import"].count("ok") >= 2 and outcomes["cleanup"] and outcomes["delete"]
+    assert _current_count(url) == 1
+    assert_consistent(url)
+
+
+def test_a_merge_whose_base_is_deleted_meanwhile_is_refused_with_a_code(url, monkeypatch):
+    """The merge read the current snapshot; before it loaded, another import was promoted and
+    cleanup deleted the one it read (it used to end in ForeignKeyViolation)."""
+    from musingly_pipeline_tests.storage.helpers import HOTFIX
+
+    base = store.import_bundle(url, bundle("base"), promote=True)
+    merge = store.merge_bundles
+
+    def merge_while_the_base_goes(*args):
+        store.import_bundle(url, variant("newer", "newer"), promote=True)
+        assert store.cleanup(url, 1) == 1
+        return merge(*args)
+
+    monkeypatch.setattr(store, "merge_bundles", merge_while_the_base_goes)
+    with pytest.raises(store.ImportRefused) as refused:
+        store.import_bundle_file(url, HOTFIX, merge=True)
+    assert refused.value.code == "IMPORT_BASE_DELETED" and str(refused.value).startswith("IMPORT_BASE_DELETED: ")
+    assert store.get_snapshot(url, base.snapshot_id) is None
+    [failed] = store.list_imports(url, status="failed")
+    assert failed.version_label == "v2.1.1-hotfix" and "IMPORT_BASE_DELETED" in failed.error_message
+    assert [s.version_label for s in store.list_snapshots(url)] == ["newer"]
+    assert_consistent(url)
+
+
+def test_a_full_import_whose_parent_is_deleted_meanwhile_takes_the_current_one(url, monkeypatch):
+    """Parent: the snapshot current when the import started; archived and cleaned up before the
+    import created its snapshot, it used to fail the import with ForeignKeyViolation."""
+    store.import_bundle(url, bundle("base"), promote=True)
+    refuse_shrink = store._refuse_shrink
+
+    def check_while_the_parent_goes(current, new):
+        if not checked:  # once: the import made here checks too
+            checked.append(None)
+            checked[0] = store.import_bundle(url, variant("newer", "newer"), promote=True).snapshot_id
+            assert store.cleanup(url, 1) == 1
+        return refuse_shrink(current, new)
+
+    checked: list = []
+    monkeypatch.setattr(store, "_refuse_shrink", check_while_the_parent_goes)
+    result = store.import_bundle(url, variant("full", "full"))
+    assert store.get_snapshot(url, result.snapshot_id).parent_id == checked[0]
+    assert_consistent(url)
+
+
+def test_a_reused_import_log_follows_its_snapshot(url):
+    """import X; import X; promote --latest; import Y --promote: the first X log said 'ready'
+    while its snapshot was archived."""
+    first = store.import_bundle(url, bundle("x"))
+    again = store.import_bundle(url, bundle("x-again"))
+    assert again.reused and again.snapshot_id == first.snapshot_id
+    store.promote(url, latest=True)
+    store.import_bundle(url, variant("y", "y"), promote=True)
+    statuses = {log.version_label: log.status for log in store.list_imports(url)}
+    assert statuses == {"x": "promoted", "x-again": "promoted", "y": "promoted"}
+    assert_consistent(url)
+    # a reuse of the current snapshot is live already: logged promoted, rolled back with it
+    live = store.import_bundle(url, variant("y-again", "y"))
+    assert live.reused and live.status == "promoted"
+    store.rollback(url)
+    statuses = {log.version_label: log.status for log in store.list_imports(url)}
+    assert statuses["y"] == statuses["y-again"] == "rolled_back"
+    assert_consistent(url)

@@ -166,3 +166,13 @@ def test_export_writes_through_a_units_link_inside_the_folder(url, tmp_path):
     assert main(["seed", "export", "--all-units", "--output-dir", str(out)]) == 0
     assert sorted(p.name for p in (out / "real-units").iterdir()) == sorted(
         p.name for p in (SEED_DATA / UNITS_DIR).iterdir())
+
+
+def test_the_folder_check_reads_the_files_as_the_import_does(url, seed, tmp_path):
+    """The Dagster check `seed_units_package_validation` used to read the files itself, following links."""
+    from musingly_pipeline.seed_units.folder import validate_folder
+
+    os.mkfifo(seed / UNITS_DIR / "pipe.json")
+    (seed / UNITS_DIR / "passwd.json").symlink_to("/etc/passwd")
+    issues = {(i.code, i.path) for i in validate_folder(seed, url)}
+    assert issues == {("FILE_UNREADABLE", "units/pipe.json"), ("FILE_OUTSIDE_FOLDER", "units/passwd.json")}

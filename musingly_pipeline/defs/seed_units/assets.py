@@ -8,12 +8,9 @@ import dagster as dg
 
 from musingly_core.report import Issue, Severity
 
-from musingly_pipeline.seed_units.files import USERS_FILE, unit_paths
-from musingly_pipeline.seed_units.folder import import_folder, round_trip
+from musingly_pipeline.seed_units.folder import import_folder, round_trip, validate_folder
 from musingly_pipeline.defs.resources import PostgresResource
-from musingly_pipeline.storage.database import PROJECT_ROOT, connect
-from musingly_pipeline.storage.seed_units import known_users
-from musingly_pipeline.validation.packages import validate_unit_file, validate_users
+from musingly_pipeline.storage.database import PROJECT_ROOT
 from musingly_pipeline.validation.report import markdown_table
 
 
@@ -45,19 +42,7 @@ def seed_units(seed_data: SeedDataResource, postgres: PostgresResource) -> dg.Ma
 
 
 def _validation_issues(seed_data: SeedDataResource, url: str) -> list[Issue]:
-    folder = seed_data.folder()
-    issues: list[Issue] = []
-    users_path = folder / USERS_FILE
-    with connect(url) as conn:
-        known = known_users(conn)
-    if users_path.is_file():
-        users = validate_users(users_path.read_bytes(), source=str(users_path))
-        issues.extend(Issue(i.code, i.severity, f"{USERS_FILE}: {i.path}", i.message) for i in users.issues)
-        known = known | users.known
-    for path in unit_paths(folder):
-        for i in validate_unit_file(path, known).issues:
-            issues.append(Issue(i.code, i.severity, f"units/{path.name}: {i.path}", i.message))
-    return issues
+    return validate_folder(seed_data.folder(), url)
 
 
 @dg.asset_check(asset=seed_units, blocking=True, description="Every seed file passes package validation.")

@@ -19,6 +19,7 @@ contracts passed, so they decide alike, and the issues are the same either way.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable
@@ -29,17 +30,9 @@ from pydantic import BaseModel
 
 from musingly_core.report import Issue, error, format_path
 
-try:
-    import numpy as np
-except ImportError:  # musingly-core alone: the byte-count fallback below
-    np = None
-
 _QUOTE, _COLON = ord('"'), ord(":")
 _WHITESPACE = b" \t\r\n"
 _WORD_CHARS = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"
-if np is not None:
-    _WORD = np.zeros(256, bool)  # the last character of a key that names a contract field
-    _WORD[np.frombuffer(_WORD_CHARS, np.uint8)] = True
 # The fallback's quotes with whitespace before a colon (rare: most writers put none). The pattern
 # starts with the quote: re then skips to each quote at C speed (a class or lookbehind in front
 # made it ten times slower).
@@ -110,6 +103,19 @@ def find_duplicate_keys(text: bytes | str) -> list[tuple[str, str]]:
     return found.located(tree)
 
 
+@functools.cache
+def _numpy():
+    """(numpy, a table of the bytes a contract field's name ends with), or (None, None) without numpy
+    (musingly-core alone). Imported at first use: commands that never count keys start without it."""
+    try:
+        import numpy as np
+    except ImportError:
+        return None, None
+    word = np.zeros(256, bool)
+    word[np.frombuffer(_WORD_CHARS, np.uint8)] = True
+    return np, word
+
+
 def count_keys(data: bytes) -> int:
     """How many object keys ending in a letter, digit or underscore a JSON text holds.
 
@@ -118,6 +124,7 @@ def count_keys(data: bytes) -> int:
     No string can give that pattern: inside a string a quote is escaped (after a backslash), and a
     string's opening quote comes after ``[``, ``{``, ``,``, ``:`` or whitespace.
     """
+    np, word = _numpy()
     if np is None:
         return _count_keys_without_numpy(data)
     buffer = np.frombuffer(data, np.uint8)
@@ -128,7 +135,7 @@ def count_keys(data: bytes) -> int:
         colons = colons[colons >= 3]
         before = buffer[colons - 1]
         quoted = colons[before == _QUOTE]
-        keys += int(np.count_nonzero(_WORD[buffer[quoted - 2]]))
+        keys += int(np.count_nonzero(word[buffer[quoted - 2]]))
         for position in colons[np.isin(before, np.frombuffer(_WHITESPACE, np.uint8))].tolist():
             keys += _key_before(data, position)
     return keys
@@ -148,7 +155,7 @@ def _key_before(data: bytes, colon: int) -> int:
     end = colon - 1
     while data[end] in _WHITESPACE:
         end -= 1
-    return int(end >= 2 and data[end] == _QUOTE and bool(_WORD[data[end - 1]]))
+    return int(end >= 2 and data[end] == _QUOTE and data[end - 1] in _WORD_BYTES)
 
 
 def fields_set(models: Iterable[BaseModel]) -> int:
