@@ -19,9 +19,9 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from musingly_pipeline.contracts.bundle import ENTITY_KINDS
+from musingly_core.models import ENTITY_KINDS
 from musingly_pipeline.storage import snapshots as store
-from musingly_pipeline.validation import validate_bundle_file
+from musingly_core.bundle_file import validate_bundle_file
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "data" / "examples").glob("*.json"))
 
