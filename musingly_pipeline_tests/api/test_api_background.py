@@ -33,6 +33,12 @@ class Gate:
         self.conn = psycopg.connect(url, autocommit=True)
         self.conn.execute("SELECT pg_advisory_lock(%s)", (GATE_KEY,))
 
+    def reached(self) -> bool:
+        """True once an item waits at the gate (a session waits for the lock this one holds)."""
+        return self.conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND classid = 0 AND objid = %s AND objsubid = 1", (GATE_KEY,)).fetchone()[0] > 0
+
     def open(self) -> None:
         self.conn.execute("SELECT pg_advisory_unlock(%s)", (GATE_KEY,))
         self.conn.close()
