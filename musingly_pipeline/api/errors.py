@@ -20,7 +20,7 @@ from musingly_core.report import CODES, format_path
 from musingly_pipeline.batches.endpoints import RequestRefused
 from musingly_pipeline.storage.batches import BatchError
 from musingly_pipeline.storage.database import DatabaseUnavailable
-from musingly_pipeline.validation.report import PipelineCategory
+from musingly_pipeline.errors import PipelineCategory
 
 logger = logging.getLogger("musingly_pipeline.api")
 

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 from musingly_pipeline import __version__
 from musingly_pipeline.cli import api, batches, bundles, dagster_cmd, db, inbox, pipeline, seed, signals, snapshots, worker
-from musingly_pipeline.cli.common import EXIT_DATABASE, EXIT_FAILURE, CommandError, HelpFormatter
+from musingly_pipeline.cli.common import EXIT_DATABASE, EXIT_FAILURE, HelpFormatter, print_json
+from musingly_pipeline.errors import MusinglyError
 from musingly_pipeline.storage.database import DatabaseUnavailable
 
 # Each module adds its subcommands; the order here is the order of `musingly --help`.
@@ -34,17 +35,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _refused(args, exc: MusinglyError, exit_code: int) -> int:
+    """Every command's refusals in one shape: ``musingly CMD: message`` on stderr and, with ``--json``,
+    ``{"error": {"code", "severity", "path", "message"}}`` on stdout."""
+    print(f"musingly {args.command}: {exc}", file=sys.stderr)
+    if getattr(args, "json", False):
+        print_json({"error": exc.to_dict()})
+    return exit_code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)
-    except CommandError as exc:
-        print(f"musingly {args.command}: {exc}", file=sys.stderr)
-        return exc.exit_code
+    except MusinglyError as exc:
+        return _refused(args, exc, getattr(exc, "exit_code", EXIT_FAILURE))
     except DatabaseUnavailable as exc:
-        print(f"musingly {args.command}: database unavailable: {exc}", file=sys.stderr)
-        return EXIT_DATABASE
+        return _refused(args, MusinglyError("DATABASE_UNAVAILABLE", f"database unavailable: {exc}"), EXIT_DATABASE)
     except KeyboardInterrupt:
         print(f"musingly {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -70,19 +70,10 @@ def _missing_action(args) -> int:  # pragma: no cover - argparse requires ACTION
     raise CommandError("say `show ID`, `process ID` or `reprocess ID`", 2)
 
 
-def _batch_error(exc) -> CommandError:
-    return CommandError(f"{exc.code}: {exc.message}", EXIT_FAILURE)
-
-
 def _list(args) -> int:
-    from musingly_pipeline.batches import BatchError
-
     if args.limit < 1:
         raise CommandError("--limit must be at least 1", 2)
-    try:
-        batches = _manager().list_batches(status=args.status, batch_type=args.batch_type, limit=args.limit)
-    except BatchError as exc:
-        raise _batch_error(exc) from exc
+    batches = _manager().list_batches(status=args.status, batch_type=args.batch_type, limit=args.limit)
     if args.json:
         print_json([b.to_dict() for b in batches])
         return EXIT_OK
@@ -112,15 +103,10 @@ def print_summary(summary) -> None:
 
 
 def _show(args) -> int:
-    from musingly_pipeline.batches import BatchError
-
     manager = _manager()
-    try:
-        summary = manager.get_batch_summary(args.batch_id)
-        failed = manager.get_batch_items(summary.batch_id, status="failed")
-        logs = manager.get_batch_logs(summary.batch_id)
-    except BatchError as exc:
-        raise _batch_error(exc) from exc
+    summary = manager.get_batch_summary(args.batch_id)
+    failed = manager.get_batch_items(summary.batch_id, status="failed")
+    logs = manager.get_batch_logs(summary.batch_id)
     if args.json:
         print_json({"summary": summary.to_dict(), "items": [i.to_dict() for i in
                                                             manager.get_batch_items(summary.batch_id)],
@@ -140,12 +126,7 @@ def _show(args) -> int:
 
 
 def _process(args) -> int:
-    from musingly_pipeline.batches import BatchError
-
-    try:
-        summary = _manager().process_batch(args.batch_id)
-    except BatchError as exc:
-        raise _batch_error(exc) from exc
+    summary = _manager().process_batch(args.batch_id)
     if args.json:
         print_json(summary.to_dict())
     else:
@@ -154,12 +135,7 @@ def _process(args) -> int:
 
 
 def _reprocess(args) -> int:
-    from musingly_pipeline.batches import BatchError
-
-    try:
-        summary = _manager().reprocess_batch(args.batch_id, failed_items_only=not args.all)
-    except BatchError as exc:
-        raise _batch_error(exc) from exc
+    summary = _manager().reprocess_batch(args.batch_id, failed_items_only=not args.all)
     if args.json:
         print_json(summary.to_dict())
     else:

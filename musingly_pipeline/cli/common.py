@@ -6,18 +6,27 @@ import argparse
 import json
 import sys
 
+from musingly_pipeline.errors import MusinglyError
+
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_DATABASE = 3
 
 
-class CommandError(Exception):
-    """A user's mistake or a refused operation: printed as one line, never a traceback."""
+class CommandError(MusinglyError):
+    """A mistake in a command's arguments or a refusal of the command itself: one line, never a traceback.
 
-    def __init__(self, message: str, exit_code: int = EXIT_FAILURE):
-        super().__init__(message)
+    Without a ``code`` it is ``USAGE_INVALID`` (exit 2) or ``COMMAND_REFUSED`` (exit 1). Refusals from
+    the areas are :class:`~musingly_pipeline.errors.MusinglyError` s with their own codes, printed the same way.
+    """
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILURE, code: str | None = None):
+        super().__init__(code or ("USAGE_INVALID" if exit_code == EXIT_USAGE else "COMMAND_REFUSED"), message)
         self.exit_code = exit_code
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):

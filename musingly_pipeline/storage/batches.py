@@ -17,28 +17,15 @@ from typing import Any
 import psycopg
 from psycopg.rows import tuple_row
 
-from musingly_core.report import Issue, Severity
+from musingly_pipeline.errors import MusinglyError
 
 BATCH_STATUSES = ("pending", "processing", "completed", "failed")
 ITEM_STATUSES = ("pending", "processing", "completed", "failed", "skipped")
 LOG_LEVELS = ("info", "warning", "error")
 
 
-class BatchError(Exception):
+class BatchError(MusinglyError):
     """A refused batch operation: a stable ``code`` and a message that says the fix."""
-
-    def __init__(self, code: str, message: str, path: str = ""):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.path = path
-
-    @property
-    def issue(self) -> Issue:
-        return Issue(self.code, Severity.error, self.path, self.message)
-
-    def __str__(self) -> str:
-        return f"{self.code}: {self.message}"
 
 
 @dataclass(frozen=True)

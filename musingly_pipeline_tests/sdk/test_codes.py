@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from musingly_core.report import CODES, Category, Issue, Severity, error, register_codes
-from musingly_pipeline.validation.report import PIPELINE_CODES, PipelineCategory
+from musingly_pipeline.errors import PIPELINE_CODES, PipelineCategory
 
 
 def test_musingly_core_alone_knows_only_the_bundle_codes():

@@ -21,7 +21,7 @@ import pytest
 
 import musingly_core
 from musingly_core.schema import SCHEMA_FILE, render_bundle_schema
-from musingly_pipeline.validation.report import PIPELINE_CODES
+from musingly_pipeline.errors import PIPELINE_CODES
 from musingly_pipeline_tests.conftest import EXAMPLES, PROJECT_ROOT
 from musingly_pipeline_tests.sdk.conftest import GUIDE, clean_env
 
