@@ -1,4 +1,4 @@
-"""The README's plain `dagster` and `musingly dagster` commands, as written, in a fresh copy of the
+"""The plain `dagster` and `musingly dagster` commands of docs/dagster.md, as written, in a fresh copy of the
 repository with no variable set: its own embedded PostgreSQL, its own data folder.
 
 A Dagster user types these first; they once failed for want of MUSINGLY_DAGSTER_STORAGE_URL.
@@ -32,13 +32,13 @@ def _tracked_files() -> list[str]:
     return [name for name in out.decode().split("\0") if name and (ROOT / name).is_file()]
 
 
-def _readme_command(prefix: str) -> str:
-    """The first command of the README (a code block's line, or inline code) that starts with ``prefix``."""
-    for line in (ROOT / "README.md").read_text().splitlines():
+def _documented_command(prefix: str) -> str:
+    """The first command of docs/dagster.md (a code block's line, or inline code) that starts with ``prefix``."""
+    for line in (ROOT / "docs" / "dagster.md").read_text().splitlines():
         found = re.search(rf"(?:^\s*|`)({re.escape(prefix)}[^`]*?)(?:`|\s*$)", line)
         if found:
             return found.group(1).strip()
-    raise AssertionError(f"the README has no `{prefix}...` command")
+    raise AssertionError(f"docs/dagster.md has no `{prefix}...` command")
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def run(clone, command: str, timeout: float = 300) -> subprocess.CompletedProces
 def test_plain_dagster_commands_work_with_no_variable_set(clone):
     target, _ = clone
     run(clone, "dagster definitions validate -m musingly_pipeline.definitions")
-    backfill = _readme_command("dagster asset materialize")
+    backfill = _documented_command("dagster asset materialize")
     assert "--partition-range 2026-02-04...2026-02-06" in backfill
     run(clone, backfill)
     store = target / "data" / "signals" / "store" / "signals"

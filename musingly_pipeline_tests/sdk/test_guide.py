@@ -246,9 +246,8 @@ def test_the_guides_rule_functions(run_guide, tmp_path):
     ]
 
 
-def test_the_readmes_example_for_generator_authors_runs(sdk_python, tmp_path):
-    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## For generator authors"):]
+def test_the_docs_example_for_generator_authors_runs(sdk_python, tmp_path):
+    section = (PROJECT_ROOT / "docs" / "sdk.md").read_text(encoding="utf-8")
     code = section[section.index("```python\n") + len("```python\n"):section.index("\n```\n", section.index("```python"))]
     result = subprocess.run([str(sdk_python), "-c", code], cwd=tmp_path, capture_output=True, text=True,
                             timeout=120, env=clean_env())
