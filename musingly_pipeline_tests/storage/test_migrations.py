@@ -205,3 +205,16 @@ def test_an_edited_legacy_file_is_refused(make_database, tmp_path):
         migrate(url, new)
     assert info.value.code == "MIGRATION_EDITED"
     assert "0001_baseline.sql" not in recorded(url)
+
+
+def test_musingly_db_migrate_prints_a_refused_migration_with_its_code(make_database, monkeypatch, capsys):
+    from musingly_pipeline.cli import main
+
+    url = make_database()
+    migrate(url)
+    with connect(url) as conn:
+        conn.execute("UPDATE schema_migrations SET checksum = 'x' WHERE name = %s", (BASELINE.name,))
+        conn.commit()
+    monkeypatch.setenv("MUSINGLY_DATABASE_URL", url)
+    assert main(["db", "migrate"]) == 1
+    assert f"MIGRATION_EDITED: {BASELINE.name} was edited" in capsys.readouterr().err
