@@ -123,6 +123,8 @@ PIPELINE_CODES: dict[str, Enum] = {
 
     # --- Shared: the database (the API answers it too), the command line ---
     "DATABASE_UNAVAILABLE": PipelineCategory.api,
+    "MIGRATION_EDITED": PipelineCategory.storage,
+    "MIGRATION_FAILED": PipelineCategory.storage,
     "USAGE_INVALID": PipelineCategory.command,
     "COMMAND_REFUSED": PipelineCategory.command,
 }

@@ -135,7 +135,7 @@ def test_db_migrate_and_status(db, capsys):
     code, out, _ = run(capsys, "db", "status", "--json")
     assert code == 0 and json.loads(out)["migrations"][0]["applied_at"] is None
     code, out, _ = run(capsys, "db", "migrate")
-    assert code == 0 and "0001_snapshot_store.sql" in out
+    assert code == 0 and "0001_baseline.sql" in out
     code, out, _ = run(capsys, "db", "status")
     assert "pending" not in out
 
