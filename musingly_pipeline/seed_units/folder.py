@@ -29,7 +29,7 @@ from musingly_pipeline.seed_units.files import (
 )
 from musingly_pipeline.storage.database import connect
 from musingly_pipeline.storage.migrations import ensure_migrated
-from musingly_pipeline.storage.seed_units import (
+from musingly_pipeline.seed_units.tables import (
     SeedImportFailed,
     export_units,
     export_users,
@@ -37,7 +37,8 @@ from musingly_pipeline.storage.seed_units import (
     known_users,
     unit_titles,
 )
-from musingly_pipeline.validation.packages import parse_json, unit_document, validate_unit, validate_users
+from musingly_pipeline.seed_units.parse import parse_json, unit_document
+from musingly_pipeline.seed_units.validation import validate_unit, validate_users
 
 
 @dataclass

@@ -17,8 +17,8 @@ from typing import Any, ClassVar
 from musingly_core.report import Issue, error
 
 from musingly_pipeline.batches.processor import BaseProcessor
-from musingly_pipeline.storage.seed_units import SeedImportFailed, import_unit, known_users
-from musingly_pipeline.validation.packages import UnitValidation, validate_unit
+from musingly_pipeline.seed_units.tables import SeedImportFailed, import_unit, known_users
+from musingly_pipeline.seed_units.validation import UnitValidation, validate_unit
 
 
 class SeedUnitRejected(Exception):

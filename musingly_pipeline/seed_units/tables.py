@@ -29,7 +29,7 @@ from psycopg.rows import dict_row, tuple_row
 
 from musingly_core.report import Issue, error
 
-from musingly_pipeline.contracts.seed_units import (
+from musingly_pipeline.seed_units.contracts import (
     CONVERSATION_GROUPS,
     Conversation,
     FlowRun,
@@ -42,8 +42,8 @@ from musingly_pipeline.contracts.seed_units import (
     Unit,
     User,
 )
-from musingly_pipeline.storage.seed_records import RecordShape, from_row, make_spelling, shape_of, to_row
-from musingly_pipeline.validation.packages import KnownUsers, ParsedUnit, UsersValidation
+from musingly_pipeline.seed_units.records import RecordShape, from_row, make_spelling, shape_of, to_row
+from musingly_pipeline.seed_units.validation import KnownUsers, ParsedUnit, UsersValidation
 
 # Namespace of the ids derived for records that have none: uuid5(namespace, "unit-id/path").
 SEED_ID_NAMESPACE = uuid.UUID("6d990f24-23d7-5b03-8a1e-5eed0a7a0001")
