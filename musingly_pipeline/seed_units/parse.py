@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from musingly_core.contract_errors import show_value
 from musingly_core.duplicate_keys import DuplicateKeys, duplicate_key_issue
 from musingly_core.report import Issue, error, format_path
 
@@ -80,7 +81,7 @@ def parse_json(data: bytes | str) -> tuple[Any, list[Issue]]:
     if _SURROGATE_ESCAPE.search(text):
         issues.extend(
             error("SCHEMA_INVALID_VALUE", path,
-                  f"{_show(value)} holds a lone UTF-16 surrogate escape (\\ud800-\\udfff without its pair), "
+                  f"{show_value(value)} holds a lone UTF-16 surrogate escape (\\ud800-\\udfff without its pair), "
                   "which UTF-8 and PostgreSQL text cannot hold; write the whole character or remove it")
             for path, value in locate(document, _unencodable, keys=True))
     return (None, issues) if issues else (document, [])
@@ -108,11 +109,6 @@ def json_kind(value: Any) -> str:
     if isinstance(value, str):
         return "string"
     return "number, boolean or null"
-
-
-def _show(value: object, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def locate(tree: Any, match: Callable[[Any], bool], *, keys: bool = False) -> Iterator[tuple[str, Any]]:

@@ -14,25 +14,18 @@ value), then the rules across records (:mod:`~musingly_pipeline.seed_units.rules
 
 from __future__ import annotations
 
-import difflib
-import types
-import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from musingly_core.contract_errors import schema_issue
 from musingly_core.report import Issue, error, format_path
 
 from musingly_pipeline.seed_units.contracts import Unit, UsersFile
-from musingly_pipeline.seed_units.parse import json_kind, _show, parse_json, unit_document
+from musingly_pipeline.seed_units.parse import json_kind, parse_json, unit_document
 from musingly_pipeline.seed_units.rules import KnownUsers, check_unit
 
-_TYPE_ERRORS = {
-    "string_type": "a string", "int_type": "a whole number", "int_from_float": "a whole number",
-    "float_type": "a number", "bool_type": "true or false", "list_type": "an array",
-    "dict_type": "an object", "model_type": "an object", "model_attributes_type": "an object",
-}
 # Union members pydantic appends to an error's location (`total_cost.int`); not part of the path.
 _UNION_TAGS = {"int", "float", "str", "bool", "function-after[no_nul(), str]"}
 
@@ -145,7 +138,8 @@ def validate_users(data: bytes | str | dict[str, Any], source: str = "users.json
 
 
 def contract_issues(exc: ValidationError, root: type[BaseModel]) -> list[Issue]:
-    """Pydantic's errors as issues, one per location."""
+    """Pydantic's errors as issues, one per location (musingly_core's translation, as for bundles),
+    a timestamp that is not ISO 8601 as ``SEED_BAD_DATETIME``."""
     issues: list[Issue] = []
     seen: set[str] = set()
     for err in exc.errors(include_url=False):
@@ -155,56 +149,12 @@ def contract_issues(exc: ValidationError, root: type[BaseModel]) -> list[Issue]:
         if path in seen and kind not in ("extra_forbidden", "missing"):
             continue
         seen.add(path)
-        got = err.get("input")
         if kind == "iso_datetime":
             issues.append(error(
                 "SEED_BAD_DATETIME", path,
-                f"`{loc[-1]}` is not an ISO 8601 datetime: {got!r}; write it like "
+                f"`{loc[-1]}` is not an ISO 8601 datetime: {err.get('input')!r}; write it like "
                 '"2024-01-15T10:30:00Z", "2024-01-15T10:30:00+00:00" or "2024-01-15T10:30:00"',
             ))
-        elif kind == "extra_forbidden":
-            name = str(loc[-1])
-            model = _model_at(root, loc[:-1])
-            hint = ""
-            if model is not None:
-                close = difflib.get_close_matches(name, model.model_fields.keys(), n=1, cutoff=0.6)
-                if close:
-                    hint = f"did you mean `{close[0]}`? "
-            issues.append(error("SCHEMA_UNKNOWN_FIELD", path, f"unknown field `{name}`; {hint}remove it or fix its spelling"))
-        elif kind == "missing":
-            issues.append(error("SCHEMA_MISSING_FIELD", path, f"required field `{loc[-1]}` is missing; add it"))
-        elif kind in _TYPE_ERRORS:
-            issues.append(error(
-                "SCHEMA_WRONG_TYPE", path,
-                f"expected {_TYPE_ERRORS[kind]}, got {_show(got)}; change the value's type",
-            ))
         else:
-            issues.append(error("SCHEMA_INVALID_VALUE", path, f"{err['msg']}; got {_show(got)}"))
+            issues.append(schema_issue(err, root, loc))
     return issues
-
-
-def _model_at(root: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
-    model = root
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        info = model.model_fields.get(str(part))
-        if info is None:
-            return None
-        found = _inner_model(info.annotation)
-        if found is None:
-            return None
-        model = found
-    return model
-
-
-def _inner_model(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Annotated, typing.Union, types.UnionType, list, dict):
-        for arg in typing.get_args(annotation):
-            found = _inner_model(arg)
-            if found is not None:
-                return found
-    return None
