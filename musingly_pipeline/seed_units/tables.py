@@ -27,7 +27,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row, tuple_row
 
-from musingly_core.report import Issue, error
+from musingly_core.report import error
 
 from musingly_pipeline.seed_units.contracts import (
     CONVERSATION_GROUPS,
@@ -42,6 +42,7 @@ from musingly_pipeline.seed_units.contracts import (
     Unit,
     User,
 )
+from musingly_pipeline.seed_units.errors import SeedImportFailed
 from musingly_pipeline.seed_units.records import RecordShape, from_row, make_spelling, shape_of, to_row
 from musingly_pipeline.seed_units.validation import KnownUsers, ParsedUnit, UsersValidation
 
@@ -85,14 +86,6 @@ MESSAGES = Table("conversation_messages", MESSAGE, ("position",))
 CHILD_TABLES = (FLOW_RUNS, LESSONS, LLM_REQUESTS, STEP_RUNS, RESOURCES, CONVERSATION_ROWS, MESSAGES)
 UNITS = Table("units", UNIT, ())
 USERS = Table("users", USER, ("position",))
-
-
-class SeedImportFailed(Exception):
-    """The database refused a validated unit (an id owned by another unit, ...); ``issues`` say why."""
-
-    def __init__(self, issues: list[Issue]):
-        super().__init__("; ".join(str(i) for i in issues))
-        self.issues = issues
 
 
 @dataclass(frozen=True)
