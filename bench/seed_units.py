@@ -35,18 +35,15 @@ def _peak_mib() -> float:
 
 
 def phase(name: str, directory: Path, url: str, out: Path) -> dict:
+    from musingly_pipeline.seed_units import SeedUnitStore
     from musingly_pipeline.seed_units.files import encode, unit_paths
 
     start = time.perf_counter()
     if name == "import":
-        from musingly_pipeline.seed_units.folder import import_folder
-
-        result = import_folder(directory, url)
+        result = SeedUnitStore(url).import_folder(directory)
         assert result.ok, result.issues()[:5]
     elif name == "export":
-        from musingly_pipeline.seed_units.folder import export_folder
-
-        export_folder(out, url, users=True)
+        SeedUnitStore(url).export_folder(out, users=True)
     elif name == "baseline-load":
         for path in unit_paths(directory):
             json.loads(path.read_bytes())

@@ -75,6 +75,11 @@ PIPELINE_CODES: dict[str, Enum] = {
     "SEED_DUPLICATE_USER": Category.uniqueness,
     "SEED_ID_CONFLICT": PipelineCategory.storage,
     "SEED_DATABASE_REJECTED": PipelineCategory.storage,
+    "SEED_FOLDER_NOT_FOUND": Category.file,
+    "SEED_EXPORT_FAILED": Category.file,
+    "SEED_UNIT_NOT_FOUND": PipelineCategory.storage,
+    "SEED_FILE_REFUSED": Category.file,
+    "SEED_ITEM_INVALID": Category.schema,
 
 
     # --- Import batches (musingly_pipeline.batches): refused operations, then item outcomes ---

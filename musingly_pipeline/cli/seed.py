@@ -13,8 +13,9 @@ from musingly_pipeline.cli.common import (
     HelpFormatter,
     add_command,
 )
-from musingly_pipeline.seed_units.files import FolderFileRefused
-from musingly_pipeline.seed_units.folder import FolderImport, export_folder, import_folder
+from musingly_pipeline.seed_units import SeedUnitStore
+from musingly_pipeline.seed_units.errors import SeedUnitError
+from musingly_pipeline.seed_units.folder import FolderImport
 
 DEFAULT_SEED_DIR = "data/seed_data"
 TEXT_ISSUE_LIMIT = 50
@@ -57,10 +58,7 @@ def register(commands) -> None:
 
 
 def _import(args) -> int:
-    directory = Path(args.dir)
-    if not directory.is_dir():
-        raise CommandError(f"{directory} is not a folder; give --dir a folder with users.json and units/*.json")
-    result = import_folder(directory)
+    result = SeedUnitStore().import_folder(Path(args.dir))
     print_import(result, verbose=args.verbose)
     return EXIT_OK if result.ok else EXIT_FAILURE
 
@@ -90,17 +88,10 @@ def _export(args) -> int:
     if not args.all_units and not args.unit and not args.users:
         raise CommandError("say what to export: --all-units, --unit ID or --users", EXIT_USAGE)
     unit_ids = None if args.all_units else (args.unit or [])
-    output = Path(args.output_dir)
-    if output.exists() and not output.is_dir():
-        raise CommandError(f"{output} exists and is not a folder; choose another --output-dir")
-    try:
-        result = export_folder(output, unit_ids=unit_ids, users=args.users)
-    except FolderFileRefused as exc:
-        raise CommandError(str(exc)) from exc
-    except OSError as exc:
-        raise CommandError(f"cannot write into {output}: {exc.strerror or exc}") from exc
+    result = SeedUnitStore().export_folder(Path(args.output_dir), unit_ids=unit_ids, users=args.users)
     for path in result.files:
         print(f"wrote {path}")
     if result.missing:
-        raise CommandError(f"no unit with id {', '.join(result.missing)} in the database; nothing written for it")
+        raise SeedUnitError("SEED_UNIT_NOT_FOUND",
+                            f"no unit with id {', '.join(result.missing)} in the database; nothing written for it")
     return EXIT_OK

@@ -20,11 +20,14 @@ import re
 import stat
 import tempfile
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from musingly_core.report import Issue, error
+
+from musingly_pipeline.seed_units.errors import FolderFileRefused
 
 USERS_FILE = "users.json"
 UNITS_DIR = "units"
@@ -43,12 +46,34 @@ def unit_paths(directory: Path) -> list[Path]:
     return sorted(units.glob("*.json")) if units.is_dir() else []
 
 
-class FolderFileRefused(Exception):
-    """A file of a seed folder that is not a regular file inside it; ``issue`` says which and why."""
+@dataclass(frozen=True)
+class FolderFile:
+    """One seed file of a folder as the import reads it: its bytes, or the issue that refused it."""
 
-    def __init__(self, issue: Issue):
-        super().__init__(f"{issue.code}: {issue.message}")
-        self.issue = issue
+    source: str  # relative to the folder: ``users.json``, ``units/a.json``
+    path: Path
+    data: bytes = b""
+    refused: Issue | None = None
+
+
+def users_file(directory: Path) -> FolderFile | None:
+    """The folder's ``users.json`` (``None`` when there is no such entry), read from inside it."""
+    path = directory / USERS_FILE
+    return _read(directory, USERS_FILE, path) if os.path.lexists(path) else None
+
+
+def unit_files(directory: Path) -> Iterator[FolderFile]:
+    """The folder's ``units/*.json`` in name order, each read from inside it when it is reached (one
+    unit's bytes in memory at a time)."""
+    for path in unit_paths(directory):
+        yield _read(directory, f"{UNITS_DIR}/{path.name}", path)
+
+
+def _read(directory: Path, source: str, path: Path) -> FolderFile:
+    try:
+        return FolderFile(source, path, read_inside(directory, path))
+    except FolderFileRefused as exc:
+        return FolderFile(source, path, refused=exc.issue)
 
 
 def read_inside(root: Path, path: Path) -> bytes:

@@ -2,7 +2,9 @@
 
 Import runs in one transaction with a savepoint per item: ``users.json`` first, then each unit file.
 A broken unit (invalid, or refused by the database) fails alone with its issues; the others are
-imported and committed. The CLI and the Dagster asset both call these functions.
+imported and committed. Every file is read through :mod:`~musingly_pipeline.seed_units.files`
+(``users_file``, ``unit_files``): the import, the check and the round trip read the folder the same
+way. The CLI and the Dagster asset call these through :class:`~musingly_pipeline.seed_units.store.SeedUnitStore`.
 """
 
 from __future__ import annotations
@@ -16,28 +18,23 @@ import psycopg
 
 from musingly_core.report import Issue, Severity, error
 
+from musingly_pipeline.seed_units.errors import SeedImportFailed, SeedUnitError
 from musingly_pipeline.seed_units.files import (
     UNITS_DIR,
     USERS_FILE,
-    FolderFileRefused,
+    FolderFile,
     encode,
     ensure_inside,
-    read_inside,
     unit_file_names,
-    unit_paths,
+    unit_files,
+    users_file,
     write_atomic,
 )
+from musingly_pipeline.seed_units.parse import parse_json, unit_document
+from musingly_pipeline.seed_units.tables import export_units, export_users, import_users, known_users, unit_titles
+from musingly_pipeline.seed_units.validation import validate_unit, validate_users
 from musingly_pipeline.storage.database import connect
 from musingly_pipeline.storage.migrations import ensure_migrated
-from musingly_pipeline.storage.seed_units import (
-    SeedImportFailed,
-    export_units,
-    export_users,
-    import_users,
-    known_users,
-    unit_titles,
-)
-from musingly_pipeline.validation.packages import parse_json, unit_document, validate_unit, validate_users
 
 
 @dataclass
@@ -102,31 +99,27 @@ def import_folder(directory: str | Path, url: str | None = None) -> FolderImport
     from musingly_pipeline.batches.registry import ProcessorRegistry
     from musingly_pipeline.seed_units.processor import SeedUnitProcessor
 
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise NotADirectoryError(f"{directory} is not a folder; it should hold users.json and units/*.json")
+    directory = folder(directory)
     ensure_migrated(url)
     result = FolderImport(directory=str(directory))
-    users_path = directory / USERS_FILE
-    if os.path.lexists(users_path):
+    users = users_file(directory)
+    if users is not None:
         with connect(url) as conn, conn.transaction():
-            result.users = _import_users(conn, directory, users_path)
+            result.users = _import_users(conn, users)
 
     items, by_source = [], {}
-    for path in unit_paths(directory):
-        item = ItemResult(source=f"{UNITS_DIR}/{path.name}")
+    for file in unit_files(directory):
+        item = ItemResult(source=file.source)
         result.units.append(item)
         by_source[item.source] = item
-        try:
-            data = read_inside(directory, path)
-        except FolderFileRefused as exc:
-            item.issues.append(exc.issue)
+        if file.refused is not None:
+            item.issues.append(file.refused)
         else:  # parsed again by the processor: holding every unit's tree at once would cost GBs
-            item.issues.extend(unit_document(data)[1])
+            item.issues.extend(unit_document(file.data)[1])
         if item.issues:
             items.append({"file": item.source, "refused": "; ".join(f"{i.code}: {i.message}" for i in item.issues)})
         else:
-            items.append({"file": item.source, "text": data.decode("utf-8")})
+            items.append({"file": item.source, "text": file.data.decode("utf-8")})
     if not items:
         return result
 
@@ -158,7 +151,7 @@ def validate_folder(directory: str | Path, url: str | None = None) -> list[Issue
     :func:`import_folder` would report before the database (the files read the same way, from
     inside the folder; the users known are the database's and ``users.json``'s). Each issue's path
     starts with its file (``units/a.json: lessons[2].package``)."""
-    directory = Path(directory)
+    directory = folder(directory)
     ensure_migrated(url)
     with connect(url) as conn:
         known = known_users(conn)
@@ -168,32 +161,36 @@ def validate_folder(directory: str | Path, url: str | None = None) -> list[Issue
         issues.extend(Issue(i.code, i.severity, f"{source}: {i.path}" if i.path else source, i.message)
                       for i in found)
 
-    users_path = directory / USERS_FILE
-    if os.path.lexists(users_path):
-        try:
-            users = validate_users(read_inside(directory, users_path), source=str(users_path))
-        except FolderFileRefused as exc:
-            add(USERS_FILE, [exc.issue])
+    users = users_file(directory)
+    if users is not None and users.refused is not None:
+        add(users.source, [users.refused])
+    elif users is not None:
+        validation = validate_users(users.data, source=str(users.path))
+        add(users.source, validation.issues)
+        known = known | validation.known
+    for file in unit_files(directory):
+        if file.refused is not None:
+            add(file.source, [file.refused])
         else:
-            add(USERS_FILE, users.issues)
-            known = known | users.known
-    for path in unit_paths(directory):
-        source = f"{UNITS_DIR}/{path.name}"
-        try:
-            add(source, validate_unit(read_inside(directory, path), known, source=source).issues)
-        except FolderFileRefused as exc:
-            add(source, [exc.issue])
+            add(file.source, validate_unit(file.data, known, source=file.source).issues)
     return issues
 
 
-def _import_users(conn: psycopg.Connection, directory: Path, path: Path) -> ItemResult:
-    item = ItemResult(source=USERS_FILE)
-    try:
-        data = read_inside(directory, path)
-    except FolderFileRefused as exc:
-        item.issues.append(exc.issue)
+def folder(directory: str | Path) -> Path:
+    """``directory`` as a ``Path``, refused (``SEED_FOLDER_NOT_FOUND``) when it is not a folder."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise SeedUnitError("SEED_FOLDER_NOT_FOUND",
+                            f"{directory} is not a folder; name a seed folder with users.json and units/*.json")
+    return directory
+
+
+def _import_users(conn: psycopg.Connection, file: FolderFile) -> ItemResult:
+    item = ItemResult(source=file.source)
+    if file.refused is not None:
+        item.issues.append(file.refused)
         return item
-    validation = validate_users(data, source=str(path))
+    validation = validate_users(file.data, source=str(file.path))
     item.issues.extend(validation.issues)
     if not validation.valid:
         return item
@@ -223,8 +220,11 @@ def export_folder(
     """Write ``units/{title}.json`` for the given units (all when ``None``) and, with ``users``,
     ``users.json``; each file is written atomically. Ids that are not in the database are listed in
     ``missing`` and nothing is written for them. A ``units`` link leading out of ``directory`` is
-    refused (:class:`FolderFileRefused`) before anything is written."""
+    refused (:class:`FolderFileRefused`) before anything is written; a file that cannot be written is
+    ``SEED_EXPORT_FAILED``."""
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise SeedUnitError("SEED_EXPORT_FAILED", f"{directory} exists and is not a folder; export into a folder")
     if os.path.lexists(directory / UNITS_DIR):
         ensure_inside(directory, directory / UNITS_DIR,
                       fix="remove the link, or export into another folder")
@@ -240,14 +240,19 @@ def export_folder(
             result.missing = [u for u in unit_ids if u not in found]
         names = unit_file_names(titles)
         for unit in export_units(conn, [unit_id for unit_id, _ in titles]):
-            path = directory / UNITS_DIR / names[unit.id]
-            write_atomic(path, encode(unit.document))
-            result.files.append(path)
+            _write(result, directory / UNITS_DIR / names[unit.id], encode(unit.document))
         if users:
-            path = directory / USERS_FILE
-            write_atomic(path, encode(export_users(conn)))
-            result.files.append(path)
+            _write(result, directory / USERS_FILE, encode(export_users(conn)))
     return result
+
+
+def _write(result: FolderExport, path: Path, data: bytes) -> None:
+    try:
+        write_atomic(path, data)
+    except OSError as exc:
+        raise SeedUnitError("SEED_EXPORT_FAILED", f"cannot write {path}: {exc.strerror or exc}; "
+                            "export into a folder you can write to") from exc
+    result.files.append(path)
 
 
 @dataclass(frozen=True)
@@ -283,35 +288,24 @@ def round_trip(directory: str | Path, url: str | None = None) -> RoundTrip:
     with connect(url) as conn:
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
-        users_path = directory / USERS_FILE
-        if os.path.lexists(users_path):
-            data = _read_or_nothing(directory, users_path)
-            document, _ = parse_json(data)
+        users = users_file(directory)  # a refused file has no bytes: it differs
+        if users is not None:
+            document, _ = parse_json(users.data)
             ids = [u.get("id") for u in document.get("users", [])] if isinstance(document, dict) else []
             exported = export_users(conn)
             wanted = set(ids)
             exported = {"users": [u for u in exported["users"] if u["id"] in wanted]}
-            _compare(result, USERS_FILE, data, encode(exported))
-        for path in unit_paths(directory):
-            source = f"{UNITS_DIR}/{path.name}"
-            data = _read_or_nothing(directory, path)
-            document, _ = parse_json(data)
+            _compare(result, users.source, users.data, encode(exported))
+        for file in unit_files(directory):
+            document, _ = parse_json(file.data)
             unit_id = document.get("id") if isinstance(document, dict) else None
             if not isinstance(unit_id, str):
                 result.compared += 1
-                result.differences.append(Difference(source, 1, "a unit with an id", "nothing to compare"))
+                result.differences.append(Difference(file.source, 1, "a unit with an id", "nothing to compare"))
                 continue
             exported = list(export_units(conn, [unit_id]))
-            _compare(result, source, data, encode(exported[0].document) if exported else b"")
+            _compare(result, file.source, file.data, encode(exported[0].document) if exported else b"")
     return result
-
-
-def _read_or_nothing(directory: Path, path: Path) -> bytes:
-    """A file the import would read, or no bytes for one it refuses (which then differs)."""
-    try:
-        return read_inside(directory, path)
-    except FolderFileRefused:
-        return b""
 
 
 def _compare(result: RoundTrip, source: str, expected: bytes, actual: bytes) -> None:

@@ -14,23 +14,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from musingly_core.report import Issue, error
+from musingly_core.report import error
 
 from musingly_pipeline.batches.processor import BaseProcessor
-from musingly_pipeline.storage.seed_units import SeedImportFailed, import_unit, known_users
-from musingly_pipeline.validation.packages import UnitValidation, validate_unit
-
-
-class SeedUnitRejected(Exception):
-    """A unit that failed validation or import; the message lists its issues."""
-
-    def __init__(self, issues: list[Issue]):
-        super().__init__("; ".join(str(i) for i in issues if i.severity.value == "error"))
-        self.issues = issues
-
-
-class SeedFileRefused(Exception):
-    """The item is a file that is not a unit (``refused``); the message says why."""
+from musingly_pipeline.seed_units.errors import SeedFileRefused, SeedImportFailed, SeedUnitError, SeedUnitRejected
+from musingly_pipeline.seed_units.tables import import_unit, known_users
+from musingly_pipeline.seed_units.validation import UnitValidation, validate_unit
 
 
 class SeedUnitProcessor(BaseProcessor):
@@ -64,10 +53,11 @@ class SeedUnitProcessor(BaseProcessor):
         refused = item.source_data.get("refused")
         if refused is not None:
             raise SeedFileRefused(f"{source} is not a unit: {refused}; its content was not kept: fix the "
-                                  "file and run `musingly seed import` again")
+                                  "file and run `musingly seed import` again", source)
         text = item.source_data.get("text")
         if not isinstance(text, str):
-            raise SeedUnitRejected([])
+            raise SeedUnitError("SEED_ITEM_INVALID", f"{source} holds no unit text; a seed_unit item is "
+                                '{"file": "units/NAME.json", "text": "<the unit file\'s exact text>"}', source)
         validation = validate_unit(text.encode("utf-8"), self._users, source=source)
         self._record(source, issues=validation.issues, title=validation.unit.title if validation.unit else None)
         if validation.unit is None:

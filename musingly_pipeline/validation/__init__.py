@@ -1,5 +1,5 @@
-"""Validation of what the pipeline reads beyond bundles: seed units (``packages``) and its issue codes.
+"""Issues as Dagster shows them (``report``).
 
-Bundles are validated by ``musingly_core`` (``musingly_core.validate``); ``report`` registers the
-pipeline's codes beside the bundle's and renders issues for Dagster.
+Bundles are validated by ``musingly_core`` (``musingly_core.validate``), seed units by
+``musingly_pipeline.seed_units``; the pipeline's codes are in :mod:`musingly_pipeline.errors`.
 """

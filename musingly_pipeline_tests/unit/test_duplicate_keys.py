@@ -16,7 +16,7 @@ from musingly_core.bundle_file import read_bundle, validate_bundle_file
 from musingly_core.duplicate_keys import count_keys, find_duplicate_keys
 from musingly_pipeline.seed_units.files import encode
 from musingly_pipeline.seed_units.synthetic import synthetic_unit
-from musingly_pipeline.validation.packages import KnownUsers, validate_unit
+from musingly_pipeline.seed_units.validation import KnownUsers, validate_unit
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "data" / "examples"
 EXAMPLE = EXAMPLES / "ml-curriculum.json"

@@ -14,7 +14,7 @@ import pytest
 from musingly_core.bundle_file import validate_bundle_file
 from musingly_pipeline.seed_units.files import encode
 from musingly_pipeline.seed_units.synthetic import synthetic_unit
-from musingly_pipeline.validation.packages import KnownUsers, validate_unit
+from musingly_pipeline.seed_units.validation import KnownUsers, validate_unit
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "data" / "examples" / "ml-curriculum.json"
 INT4_MAX = 2**31 - 1

@@ -1,15 +1,16 @@
-"""The ``seed_units`` asset: the units and users of a seed folder, imported into PostgreSQL."""
+"""The ``seed_units`` asset: the units and users of a seed folder, imported into PostgreSQL.
 
-
+The asset and its checks call :class:`~musingly_pipeline.seed_units.SeedUnitStore`, as ``musingly seed`` does.
+"""
 
 from pathlib import Path
 
 import dagster as dg
 
-from musingly_core.report import Issue, Severity
+from musingly_core.report import Severity
 
-from musingly_pipeline.seed_units.folder import import_folder, round_trip, validate_folder
 from musingly_pipeline.defs.resources import PostgresResource
+from musingly_pipeline.seed_units import SeedUnitStore
 from musingly_pipeline.storage.database import PROJECT_ROOT
 from musingly_pipeline.validation.report import markdown_table
 
@@ -28,7 +29,7 @@ class SeedDataResource(dg.ConfigurableResource):
 def seed_units(seed_data: SeedDataResource, postgres: PostgresResource) -> dg.MaterializeResult:
     """One row per unit in ``units`` (with its lessons, packages, flow history, resources and
     conversations in their tables), imported from the seed folder; a broken unit fails alone."""
-    result = import_folder(seed_data.folder(), postgres.get_url())
+    result = SeedUnitStore(postgres.get_url()).import_folder(seed_data.folder())
     imported = [u for u in result.units if u.imported]
     return dg.MaterializeResult(metadata={
         "directory": str(result.directory),
@@ -41,13 +42,10 @@ def seed_units(seed_data: SeedDataResource, postgres: PostgresResource) -> dg.Ma
     })
 
 
-def _validation_issues(seed_data: SeedDataResource, url: str) -> list[Issue]:
-    return validate_folder(seed_data.folder(), url)
-
-
 @dg.asset_check(asset=seed_units, blocking=True, description="Every seed file passes package validation.")
 def seed_units_package_validation(seed_data: SeedDataResource, postgres: PostgresResource) -> dg.AssetCheckResult:
-    errors = [i for i in _validation_issues(seed_data, postgres.get_url()) if i.severity is Severity.error]
+    issues = SeedUnitStore(postgres.get_url()).validate_folder(seed_data.folder())
+    errors = [i for i in issues if i.severity is Severity.error]
     return dg.AssetCheckResult(
         passed=not errors,
         severity=dg.AssetCheckSeverity.ERROR,
@@ -61,7 +59,7 @@ def seed_units_package_validation(seed_data: SeedDataResource, postgres: Postgre
                 "(files not in the exporter's canonical form differ by design: a warning).",
 )
 def seed_units_round_trip(seed_data: SeedDataResource, postgres: PostgresResource) -> dg.AssetCheckResult:
-    result = round_trip(seed_data.folder(), postgres.get_url())
+    result = SeedUnitStore(postgres.get_url()).round_trip(seed_data.folder())
     rows = "\n".join(f"- {d.describe()}" for d in result.differences[:50])
     return dg.AssetCheckResult(
         passed=result.exact,

@@ -11,7 +11,6 @@ model: ``musingly validate`` and the pipeline's Dagster checks call it too.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import os
 import re
@@ -24,6 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from musingly_core.contract_errors import schema_issue, show_value
 from musingly_core.duplicate_keys import count_keys, duplicate_key_issue, fields_set, find_duplicate_keys
 from musingly_core.gcpause import gc_paused
 from musingly_core.integrity import check_bundle
@@ -36,16 +36,6 @@ MAX_BUNDLE_BYTES = 1 << 30
 # From this size on, the file's sha256 is computed in a thread while the bundle is parsed.
 _HASH_ASIDE_BYTES = 8 << 20
 _BOM = b"\xef\xbb\xbf"
-_TYPE_ERRORS = {
-    "string_type", "int_type", "int_from_float", "float_type", "bool_type", "list_type",
-    "dict_type", "model_type", "datetime_type", "none_required", "model_attributes_type",
-}
-_EXPECTED = {
-    "string_type": "a string", "int_type": "a whole number", "int_from_float": "a whole number",
-    "float_type": "a number", "bool_type": "true or false", "list_type": "an array",
-    "dict_type": "an object", "model_type": "an object", "datetime_type": "an ISO 8601 datetime string",
-    "model_attributes_type": "an object",
-}
 
 
 @dataclass
@@ -191,50 +181,29 @@ def _issues_from(exc: ValidationError, data: bytes | Any) -> list[Issue]:
                 '({"schema_version": ..., "version_label": ..., "metadata": ..., "sparks": [...]})',
             ))
             break
-        if kind == "extra_forbidden":
-            field = str(loc[-1])
-            known = _model_at(loc[:-1])
-            hint = ""
-            if known is not None:
-                close = difflib.get_close_matches(field, known.model_fields.keys(), n=1, cutoff=0.6)
-                if close:
-                    hint = f"did you mean `{close[0]}`? "
-            issues.append(error(
-                "SCHEMA_UNKNOWN_FIELD", path,
-                f"unknown field `{field}`; {hint}remove it or fix its spelling",
-            ))
-        elif kind == "missing":
-            issues.append(error("SCHEMA_MISSING_FIELD", path, f"required field `{loc[-1]}` is missing; add it"))
-        elif loc == ("schema_version",) and kind == "value_error":
+        if loc == ("schema_version",) and kind == "value_error":
             issues.append(error("SCHEMA_VERSION_UNSUPPORTED", path, str(err["ctx"]["error"])))
-        elif kind in _TYPE_ERRORS:
-            expected = _EXPECTED.get(kind, kind.replace("_type", ""))
-            issues.append(error(
-                "SCHEMA_WRONG_TYPE", path,
-                f"expected {expected}, got {_show(err.get('input'))}; change the value's type",
-            ))
+        elif kind == "string_pattern_mismatch" and (message := _pattern_message(err, loc)):
+            issues.append(error("SCHEMA_INVALID_VALUE", path, message))
         else:
-            issues.append(error("SCHEMA_INVALID_VALUE", path, _value_message(err, loc)))
+            issues.append(schema_issue(err, ImportBundle, loc))
     return issues
 
 
-def _value_message(err: dict, loc: tuple) -> str:
-    kind, got = err["type"], err.get("input")
+def _pattern_message(err: dict, loc: tuple) -> str | None:
+    """What a slug or a color that does not match its pattern should look like (``None``: other fields)."""
+    got = err.get("input")
     field = str(loc[-1]) if loc else ""
-    if kind == "string_pattern_mismatch" and isinstance(got, str):
-        if field.endswith("slug"):
-            fixed = re.sub(r"[^a-z0-9]+", "-", got.lower()).strip("-")
-            suggestion = f", e.g. `{fixed}`" if fixed and re.fullmatch(SLUG_PATTERN, fixed) else ""
-            return (f"{_show(got)} is not a valid slug; use lowercase letters, digits and single "
-                    f"hyphens{suggestion}")
-        if field == "color":
-            return f"{_show(got)} is not a color; write it as #RRGGBB, e.g. `#6366F1`"
-    return f"{err['msg']}; got {_show(got)}"
-
-
-def _show(value: object, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    if not isinstance(got, str):
+        return None
+    if field.endswith("slug"):
+        fixed = re.sub(r"[^a-z0-9]+", "-", got.lower()).strip("-")
+        suggestion = f", e.g. `{fixed}`" if fixed and re.fullmatch(SLUG_PATTERN, fixed) else ""
+        return (f"{show_value(got)} is not a valid slug; use lowercase letters, digits and single "
+                f"hyphens{suggestion}")
+    if field == "color":
+        return f"{show_value(got)} is not a color; write it as #RRGGBB, e.g. `#6366F1`"
+    return None
 
 
 def _json_issue(err: dict, data: bytes) -> Issue:
@@ -257,20 +226,3 @@ def _top_level_kind(data: bytes | Any) -> str:
         first = data.lstrip()[:1]
         return {b"[": "array", b'"': "string"}.get(first, "number, boolean or null")
     return "array" if isinstance(data, list) else "string" if isinstance(data, str) else "number, boolean or null"
-
-
-def _model_at(loc: tuple) -> type[BaseModel] | None:
-    """The contract model found at ``loc`` inside a bundle (``('sparks', 3)`` -> SparkImport)."""
-    model: type[BaseModel] = ImportBundle
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(str(part))
-        if field is None:
-            return None
-        annotation = field.annotation
-        inner = getattr(annotation, "__args__", (annotation,))[0]
-        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
-            return None
-        model = inner
-    return model

@@ -27,9 +27,9 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row, tuple_row
 
-from musingly_core.report import Issue, error
+from musingly_core.report import error
 
-from musingly_pipeline.contracts.seed_units import (
+from musingly_pipeline.seed_units.contracts import (
     CONVERSATION_GROUPS,
     Conversation,
     FlowRun,
@@ -42,8 +42,9 @@ from musingly_pipeline.contracts.seed_units import (
     Unit,
     User,
 )
-from musingly_pipeline.storage.seed_records import RecordShape, from_row, make_spelling, shape_of, to_row
-from musingly_pipeline.validation.packages import KnownUsers, ParsedUnit, UsersValidation
+from musingly_pipeline.seed_units.errors import SeedImportFailed
+from musingly_pipeline.seed_units.records import RecordShape, from_row, make_spelling, shape_of, to_row
+from musingly_pipeline.seed_units.validation import KnownUsers, ParsedUnit, UsersValidation
 
 # Namespace of the ids derived for records that have none: uuid5(namespace, "unit-id/path").
 SEED_ID_NAMESPACE = uuid.UUID("6d990f24-23d7-5b03-8a1e-5eed0a7a0001")
@@ -85,14 +86,6 @@ MESSAGES = Table("conversation_messages", MESSAGE, ("position",))
 CHILD_TABLES = (FLOW_RUNS, LESSONS, LLM_REQUESTS, STEP_RUNS, RESOURCES, CONVERSATION_ROWS, MESSAGES)
 UNITS = Table("units", UNIT, ())
 USERS = Table("users", USER, ("position",))
-
-
-class SeedImportFailed(Exception):
-    """The database refused a validated unit (an id owned by another unit, ...); ``issues`` say why."""
-
-    def __init__(self, issues: list[Issue]):
-        super().__init__("; ".join(str(i) for i in issues))
-        self.issues = issues
 
 
 @dataclass(frozen=True)

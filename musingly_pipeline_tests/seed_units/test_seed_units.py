@@ -13,7 +13,7 @@ from musingly_pipeline.seed_units.files import UNITS_DIR, USERS_FILE, encode
 from musingly_pipeline.seed_units.folder import export_folder, import_folder, round_trip
 from musingly_pipeline.seed_units.synthetic import synthetic_unit, synthetic_users
 from musingly_pipeline.storage.database import connect
-from musingly_pipeline.storage.seed_units import CHILD_TABLES, USERS, UNITS
+from musingly_pipeline.seed_units.tables import CHILD_TABLES, USERS, UNITS
 
 SEED_DATA = Path(__file__).resolve().parents[2] / "data" / "seed_data"
 TABLES = ("users", "units") + tuple(t.name for t in CHILD_TABLES)

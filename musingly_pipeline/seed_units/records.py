@@ -28,7 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from musingly_pipeline.contracts.seed_units import ColumnKind
+from musingly_pipeline.seed_units.contracts import ColumnKind
 
 UTC = timezone.utc
 _TIMESTAMP = re.compile(

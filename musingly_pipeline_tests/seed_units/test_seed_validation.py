@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from musingly_pipeline.seed_units.files import encode, safe_name, unit_file_names
 from musingly_pipeline.seed_units.synthetic import synthetic_unit, synthetic_users
-from musingly_pipeline.storage.seed_records import timestamp_in, timestamp_out
-from musingly_pipeline.validation.packages import KnownUsers, validate_unit, validate_users
+from musingly_pipeline.seed_units.records import timestamp_in, timestamp_out
+from musingly_pipeline.seed_units.validation import KnownUsers, validate_unit, validate_users
 
 USERS = KnownUsers.of([(1, "brian"), (2, "ada")])
 

@@ -7,7 +7,7 @@ refer to.
 
 The models validate; they are not what gets stored. Import keeps the parsed JSON tree (key order,
 absent versus ``null``, integer versus float spelling) and stores it through
-:mod:`musingly_pipeline.storage.seed_records`, so an exported file is byte for byte what was
+:mod:`musingly_pipeline.seed_units.records`, so an exported file is byte for byte what was
 imported. Objects the document shows as ``{ ... }`` stay free-form JSON (:data:`FreeObject`).
 
 Decisions where the document is silent:
@@ -46,7 +46,7 @@ def _iso_datetime(value: str) -> str:
 
 
 class ColumnKind:
-    """Marks how a field is stored in its table (read by ``storage.seed_records``)."""
+    """Marks how a field is stored in its table (read by ``seed_units.records``)."""
 
     def __init__(self, name: str):
         self.name = name
