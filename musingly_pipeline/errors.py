@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from musingly_core.report import Category, Issue, Severity, register_codes
+from musingly_core.report import CODES, Category, Issue, Severity, register_codes
 
 
 class PipelineCategory(str, Enum):
@@ -27,14 +27,15 @@ class PipelineCategory(str, Enum):
 
 
 class MusinglyError(Exception):
-    """A refused operation: a stable ``code``, a ``message`` that says the fix, an optional ``path``.
+    """A refused operation: a stable registered ``code`` (the pipeline's, or a bundle file code such as
+    ``FILE_NOT_FOUND``), a ``message`` that says the fix, an optional ``path``.
 
     ``str(error)`` is ``"CODE: message"``; :attr:`issue` is the same as a
     :class:`~musingly_core.report.Issue`, and :meth:`to_dict` is what every ``--json`` prints.
     """
 
     def __init__(self, code: str, message: str, path: str = ""):
-        if code not in PIPELINE_CODES:
+        if code not in CODES:  # the bundle's codes (a file refused, ...) and the pipeline's
             raise ValueError(f"unknown error code {code!r}; add it to musingly_pipeline.errors.PIPELINE_CODES")
         super().__init__(message)
         self.code = code

@@ -25,10 +25,7 @@ class FolderFileRefused(SeedUnitError):
     """A file of a seed folder that is not a regular file inside it; ``issue`` says which and why."""
 
     def __init__(self, issue: Issue):
-        # FILE_NOT_FOUND and FILE_UNREADABLE are the bundle's file codes (musingly_core's registry, which
-        # the Issue already checked), shared by seed folders; they are not the pipeline's to register.
-        Exception.__init__(self, issue.message)
-        self.code, self.message, self.path = issue.code, issue.message, issue.path
+        super().__init__(issue.code, issue.message, issue.path)
 
 
 class SeedFileRefused(SeedUnitError):
