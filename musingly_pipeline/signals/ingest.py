@@ -7,7 +7,6 @@ day's files are ingested in name order; ingesting again writes nothing new (ids 
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -132,7 +131,3 @@ def partition_health(store: EventStore, day: date) -> PartitionHealth:
         outside_day=[e.event_id for e in read.envelopes if e.timestamp.date() != day],
         unreadable=read.issues,
     )
-
-
-def format_digest(digest: dict) -> str:
-    return json.dumps(digest, indent=2, sort_keys=True)
