@@ -8,18 +8,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from musingly_pipeline import settings
 from musingly_pipeline.signals.checkpoints import ReplayCheckpoint
-from musingly_pipeline.signals.envelopes import (
-    EmissionEnvelope,
-    EntityRef,
+from musingly_pipeline.signals.envelopes import EmissionEnvelope, EntityRef, SignalEnvelope, TraceContext, parse_envelope
+from musingly_pipeline.signals.errors import (
+    DuplicateEventError,
+    ForeignWriterError,
     InvalidEnvelope,
-    SignalEnvelope,
-    TraceContext,
-    parse_envelope,
+    SignalError,
+    SignalRequestError,
 )
-from musingly_pipeline.signals.file_store import FileSystemStore, ForeignWriterError, UnreadableLineWarning
+from musingly_pipeline.signals.file_store import FileSystemStore, UnreadableLineWarning
 from musingly_pipeline.signals.query import EventQuery
-from musingly_pipeline.signals.store import DuplicateEventError, EventStore, WriteResult
+from musingly_pipeline.signals.store import EventStore, WriteResult
 
 __all__ = [
     "DuplicateEventError",
@@ -32,6 +33,8 @@ __all__ = [
     "InvalidEnvelope",
     "ReplayCheckpoint",
     "SignalEnvelope",
+    "SignalError",
+    "SignalRequestError",
     "TraceContext",
     "UnreadableLineWarning",
     "WriteResult",
@@ -40,11 +43,15 @@ __all__ = [
 ]
 
 
-def open_store(location: str | Path, *, durable: bool = True) -> EventStore:
-    """A ``postgresql://`` URL opens the PostgreSQL backend; anything else is a workspace directory."""
-    text = str(location)
+def open_store(location: str | Path | None = None, *, durable: bool = True) -> EventStore:
+    """A ``postgresql://`` URL opens the PostgreSQL backend; anything else is a workspace directory
+    (created if missing). ``None``: the configured store (``MUSINGLY_SIGNAL_STORE``, else ``<data>/signals``)."""
+    text = str(location) if location is not None else settings.signal_store_location()
     if text.startswith(("postgresql://", "postgres://")):
         from musingly_pipeline.signals.postgres_store import PostgresStore
 
         return PostgresStore(text)
-    return FileSystemStore(location, durable=durable)
+    if Path(text).exists() and not Path(text).is_dir():
+        raise SignalError("SIGNAL_STORE_NOT_DIRECTORY", f"{text} is not a directory; a signal store is a workspace "
+                          "directory or a postgresql:// URL")
+    return FileSystemStore(text, durable=durable)

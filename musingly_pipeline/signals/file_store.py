@@ -65,11 +65,12 @@ from musingly_core.report import error
 
 from musingly_pipeline.signals.day_writes import DayFileWrites, LinesMoved, WriterThreads, fsync_dir, open_day_file, write_all
 from musingly_pipeline.signals.envelope_json import encode_lines
-from musingly_pipeline.signals.envelopes import ID_FIELDS, ID_GETTERS, Envelope, EventKind, InvalidEnvelope, parse_stored_line
+from musingly_pipeline.signals.envelopes import ID_FIELDS, ID_GETTERS, Envelope, EventKind, parse_stored_line
+from musingly_pipeline.signals.errors import DuplicateEventError, ForeignWriterError, InvalidEnvelope
 from musingly_pipeline.signals.id_hashes import first_positions
 from musingly_pipeline.signals.id_index import ENTRY, IdIndex, partition_day
 from musingly_pipeline.signals.query import EventQuery
-from musingly_pipeline.signals.store import DuplicateEventError, DuplicatePolicy, EventStore, PartitionRead, WriteResult
+from musingly_pipeline.signals.store import DuplicatePolicy, EventStore, PartitionRead, WriteResult
 from musingly_pipeline.signals.stored_lines import validate_lines
 from musingly_pipeline.signals.write_results import write_results
 
@@ -83,11 +84,6 @@ _ORDINAL = datetime.toordinal  # of the UTC date: envelopes hold UTC timestamps
 
 class UnreadableLineWarning(UserWarning):
     """A partition line that could not be read (torn by a crash, or not an envelope) was skipped."""
-
-
-class ForeignWriterError(RuntimeError):
-    """A day file kept changing while a batch was written: a process that does not take the store's
-    lock appends to it. The batch is not acknowledged; what was written intact is found next time."""
 
 
 class _IndexCaughtUp(Exception):

@@ -16,9 +16,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from musingly_core.report import Issue
+
+from musingly_pipeline.signals import ingest as daily
 
 from musingly_pipeline.signals.checkpoints import ReplayCheckpoint, build_checkpoint, ensure_utc
 from musingly_pipeline.signals.envelopes import (
@@ -28,10 +31,10 @@ from musingly_pipeline.signals.envelopes import (
     EntityRef,
     Envelope,
     EventKind,
-    InvalidEnvelope,
     SignalEnvelope,
     parse_envelope,
 )
+from musingly_pipeline.signals.errors import InvalidEnvelope, SignalRequestError
 from musingly_pipeline.signals.metaspn_reads import MetaspnReads
 from musingly_pipeline.signals.query import RESOLVED_ENTITY_PAYLOAD_TYPES, EventQuery
 
@@ -40,11 +43,7 @@ DUPLICATE_POLICIES = ("return_existing", "ignore", "raise")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
-__all__ = ["DuplicateEventError", "DuplicatePolicy", "EventStore", "WriteResult", "RESOLVED_ENTITY_PAYLOAD_TYPES"]
-
-
-class DuplicateEventError(ValueError):
-    """An id already stored was written with ``on_duplicate="raise"``; nothing of the batch was written."""
+__all__ = ["DuplicatePolicy", "EventStore", "PartitionRead", "WriteResult", "RESOLVED_ENTITY_PAYLOAD_TYPES"]
 
 
 @dataclass
@@ -84,7 +83,7 @@ def _day_token(day: date | datetime | str) -> str:
 
 def check_name(name: str) -> str:
     if not _NAME.fullmatch(name):
-        raise ValueError(f"name {name!r} must be letters, digits, '_', '.' or '-' (it becomes a file name)")
+        raise SignalRequestError("SIGNAL_NAME_INVALID", f"name {name!r} must be letters, digits, '_', '.' or '-' (it becomes a file name)")
     return name
 
 
@@ -135,7 +134,8 @@ class EventStore(MetaspnReads, ABC):
     def write_events(self, kind: EventKind, envelopes: Iterable[Any], *, on_duplicate: DuplicatePolicy = "return_existing") -> list[WriteResult]:
         """Validate every envelope first (raising :class:`InvalidEnvelope` before writing), then append."""
         if on_duplicate not in DUPLICATE_POLICIES:
-            raise ValueError(f"unsupported duplicate policy {on_duplicate!r}; use one of {', '.join(DUPLICATE_POLICIES)}")
+            raise SignalRequestError("SIGNAL_DUPLICATE_POLICY_INVALID",
+                                     f"unsupported duplicate policy {on_duplicate!r}; use one of {', '.join(DUPLICATE_POLICIES)}")
         items = list(envelopes)
         model = ENVELOPE_TYPES[kind]
         if set(map(type, items)) <= {model}:  # already validated envelopes: nothing to parse
@@ -216,6 +216,32 @@ class EventStore(MetaspnReads, ABC):
     def iter_signals_from_checkpoint(self, *, end: datetime, checkpoint: ReplayCheckpoint | None = None, start: datetime | None = None,
                                      entity_ref: EntityRef | None = None, sources: list[str] | None = None) -> Iterator[SignalEnvelope]:
         return self.query(self.signal_query(start, end, entity_ref=entity_ref, sources=_set(sources)), checkpoint=checkpoint)
+
+    # -- a day's ingestion, digest and health: what `musingly signals` and the signal_partitions asset do
+    def ingest(self, incoming: str | Path, day: date) -> tuple[daily.IngestReport, dict]:
+        """Store the valid signals of ``day``'s incoming files (``YYYY-MM-DD*.jsonl``), then write and
+        return the day's digest snapshot; the report names every line rejected."""
+        return daily.ingest_and_digest(self, Path(incoming), day)
+
+    @staticmethod
+    def incoming_days(incoming: str | Path) -> list[date]:
+        """The days that have an incoming file."""
+        return daily.incoming_days(Path(incoming))
+
+    def digest(self, day: date) -> dict:
+        """The day's digest: counts by source and payload type, and the most mentioned entities."""
+        return daily.day_digest(self, day)
+
+    def health(self, day: date) -> daily.PartitionHealth:
+        """What the per-day checks look at: repeated ids, timestamps off the day, unreadable lines."""
+        return daily.partition_health(self, day)
+
+    def stats(self, day: date | None = None) -> dict[str, Any]:
+        """``{"days": [{"day", "signals"}, ...]}``, or with ``day`` its digest snapshot (computed if none was written)."""
+        if day is not None:
+            return self.read_daily_digest_snapshot(day) or {"day": day.isoformat(), "digest": self.digest(day)}
+        return {"days": [{"day": d.isoformat(), "signals": len(self.read_partition("signal", d, warn=False).envelopes)}
+                         for d in self.days("signal")]}
 
     # -- checkpoints -------------------------------------------------------------------------------
     def build_signal_checkpoint(self, processed_signals: Iterable[SignalEnvelope]) -> ReplayCheckpoint | None:
