@@ -17,8 +17,9 @@ from musingly_pipeline.signals.errors import (
     InvalidEnvelope,
     SignalError,
     SignalRequestError,
+    UnreadableLineWarning,
 )
-from musingly_pipeline.signals.file_store import FileSystemStore, UnreadableLineWarning
+from musingly_pipeline.signals.file_store import FileSystemStore
 from musingly_pipeline.signals.query import EventQuery
 from musingly_pipeline.signals.store import EventStore, WriteResult
 

@@ -43,6 +43,11 @@ class InvalidEnvelope(SignalError, ValueError):
         super().__init__(first.code, message, first.path)
 
 
+class UnreadableLineWarning(UserWarning):
+    """A partition line that could not be read (torn by a crash, or not an envelope) was skipped; a
+    read's ``issues`` name it with ``SIGNAL_UNREADABLE_LINE``."""
+
+
 class ForeignWriterError(SignalError, RuntimeError):
     """A day file kept changing while a batch was written: a process that does not take the store's
     lock appends to it. The batch is not acknowledged; what was written intact is found next time."""

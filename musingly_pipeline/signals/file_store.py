@@ -66,7 +66,7 @@ from musingly_core.report import error
 from musingly_pipeline.signals.day_writes import DayFileWrites, LinesMoved, WriterThreads, fsync_dir, open_day_file, write_all
 from musingly_pipeline.signals.envelope_json import encode_lines
 from musingly_pipeline.signals.envelopes import ID_FIELDS, ID_GETTERS, Envelope, EventKind, parse_stored_line
-from musingly_pipeline.signals.errors import DuplicateEventError, ForeignWriterError, InvalidEnvelope
+from musingly_pipeline.signals.errors import DuplicateEventError, ForeignWriterError, InvalidEnvelope, UnreadableLineWarning
 from musingly_pipeline.signals.id_hashes import first_positions
 from musingly_pipeline.signals.id_index import ENTRY, IdIndex, partition_day
 from musingly_pipeline.signals.query import EventQuery
@@ -81,11 +81,6 @@ _LAST = [b""]
 _ORDINAL = datetime.toordinal  # of the UTC date: envelopes hold UTC timestamps
 
 
-
-class UnreadableLineWarning(UserWarning):
-    """A partition line that could not be read (torn by a crash, or not an envelope) was skipped."""
-
-
 class _IndexCaughtUp(Exception):
     """Lines another writer appended may hold ids of the batch (nothing written yet): look up again."""
 
@@ -95,7 +90,8 @@ _ATTEMPTS = 10
 
 
 class FileSystemStore(EventStore):
-    """Append-only JSONL store in metaspn-store's layout; ``durable=False`` skips fsync (tests, bulk loads)."""
+    """Append-only JSONL store in metaspn-store's layout; ``durable=False`` skips fsync (tests, bulk loads);
+    ``io_threads``: the worker threads that append and fsync a batch's day files (0: the calling thread)."""
 
     def __init__(self, workspace: str | Path, *, durable: bool = True, io_threads: int = 32) -> None:
         self.workspace = Path(workspace)
