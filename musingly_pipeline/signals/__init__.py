@@ -1,7 +1,15 @@
 """The signal store: append-only signals and emissions by UTC day, replay, checkpoints, snapshots.
 
-No Dagster here. :func:`open_store` picks the backend from a location: a directory (metaspn-store's
-JSONL workspace) or a ``postgresql://`` URL.
+No Dagster here. The area is used through one object, :class:`EventStore` (writes, replay, checkpoints,
+snapshots, a day's ingestion, digest and health); :func:`open_store` opens one from a location: a
+directory (metaspn-store's JSONL workspace, :class:`FileSystemStore`) or a ``postgresql://`` URL
+(``postgres_store.PostgresStore``). Every refusal is a :class:`SignalError` with a ``SIGNAL_*`` code.
+
+The modules: ``store`` (EventStore, on two backend primitives), ``metaspn_reads`` (metaspn-store's
+read helpers), ``envelopes``, ``query``, ``checkpoints``, ``ingest``, ``lifecycle``, ``errors``; the
+file backend ``file_store`` with its id index (``id_index``, ``sorted_entries``) and its fast paths,
+each beside a plain version (``envelope_json``, ``stored_lines``, ``id_hashes``, ``write_results``,
+``day_writes``); ``postgres_store``.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from musingly_pipeline.signals.errors import (
     UnreadableLineWarning,
 )
 from musingly_pipeline.signals.file_store import FileSystemStore
+from musingly_pipeline.signals.ingest import IngestReport, PartitionHealth
 from musingly_pipeline.signals.query import EventQuery
 from musingly_pipeline.signals.store import EventStore, WriteResult
 
@@ -31,7 +40,9 @@ __all__ = [
     "EventStore",
     "FileSystemStore",
     "ForeignWriterError",
+    "IngestReport",
     "InvalidEnvelope",
+    "PartitionHealth",
     "ReplayCheckpoint",
     "SignalEnvelope",
     "SignalError",

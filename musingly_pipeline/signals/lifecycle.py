@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from musingly_pipeline import settings
 from musingly_pipeline.signals.checkpoints import ensure_utc, format_timestamp
 from musingly_pipeline.signals.envelopes import EntityRef, SignalEnvelope
 from musingly_pipeline.signals.errors import SignalRequestError
@@ -45,7 +44,7 @@ def configured_store() -> EventStore:
     """The signal store the deployment names (``MUSINGLY_SIGNAL_STORE``, default ``<data>/signals``)."""
     from musingly_pipeline.signals import open_store
 
-    return open_store(settings.signal_store_location())
+    return open_store()
 
 
 def record_snapshot_event(store: EventStore, event: str, snapshot_id: str | int, import_id: str | int | None,

@@ -14,7 +14,7 @@ import dagster as dg
 
 from musingly_pipeline.defs.signals.partitions import signal_days
 from musingly_pipeline.defs.signals.resources import SignalStoreResource
-from musingly_pipeline.signals.ingest import PartitionHealth
+from musingly_pipeline.signals import PartitionHealth
 from musingly_pipeline.validation.report import markdown_table
 
 # backfill_policy is beta and partitioned checks are preview in Dagster 1.13; both are what the issue asks
