@@ -1,4 +1,4 @@
-"""The store's interface and every read helper, written once on top of two backend primitives.
+"""EventStore: the signal area's one object, written once on top of two backend primitives.
 
 A backend (:class:`~musingly_pipeline.signals.file_store.FileSystemStore`,
 :class:`~musingly_pipeline.signals.postgres_store.PostgresStore`) implements ``_append`` (write a
@@ -6,7 +6,8 @@ batch idempotently), ``_scan`` (stream the events an :class:`EventQuery` may mat
 and ``_put_document`` / ``_get_document`` (checkpoints and snapshots). Everything else is here and goes
 through :meth:`EventStore.query`; the read helpers metaspn-store names (``get_recent_signals_by_entity``,
 ``iter_stage_window_signals``, ...) come from the :class:`~musingly_pipeline.signals.metaspn_reads.MetaspnReads`
-mixin, so every store has them.
+mixin, so every store has them. A day's ingestion, digest and health (``ingest``, ``digest``,
+``health``, ``stats``) are methods too: the CLI and the Dagster assets call only this object.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from typing import Any, Literal, NamedTuple
 from musingly_core.report import Issue
 
 from musingly_pipeline.signals import ingest as daily
-
 from musingly_pipeline.signals.checkpoints import ReplayCheckpoint, build_checkpoint, ensure_utc
 from musingly_pipeline.signals.envelopes import (
     ENVELOPE_TYPES,
