@@ -112,6 +112,13 @@ PIPELINE_CODES: dict[str, Enum] = {
     "SIGNAL_UNREADABLE_LINE": PipelineCategory.signals,
     "SIGNAL_DUPLICATE_ID": PipelineCategory.signals,
     "SIGNAL_OUTSIDE_PARTITION": PipelineCategory.signals,
+    "SIGNAL_FOREIGN_WRITER": PipelineCategory.signals,
+    "SIGNAL_DUPLICATE_POLICY_INVALID": PipelineCategory.signals,
+    "SIGNAL_NAME_INVALID": PipelineCategory.signals,
+    "SIGNAL_WINDOW_INVALID": PipelineCategory.signals,
+    "SIGNAL_CHECKPOINT_ORDER": PipelineCategory.signals,
+    "SIGNAL_LIFECYCLE_EVENT_UNKNOWN": PipelineCategory.signals,
+    "SIGNAL_STORE_NOT_DIRECTORY": PipelineCategory.signals,
 
 
     # --- The REST API (musingly_pipeline.api): requests it cannot take, besides the batch codes ---

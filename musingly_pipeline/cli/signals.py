@@ -8,9 +8,8 @@ from pathlib import Path
 
 from musingly_pipeline import settings
 from musingly_pipeline.cli.common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CommandError, add_command, print_json
-from musingly_pipeline.signals import EntityRef, open_store
+from musingly_pipeline.signals import EntityRef, EventStore, open_store
 from musingly_pipeline.signals.checkpoints import parse_timestamp
-from musingly_pipeline.signals.ingest import day_digest, incoming_days, ingest_and_digest
 from musingly_pipeline.signals.store import EPOCH
 
 DEFAULT_STORE = "MUSINGLY_SIGNAL_STORE, else data/signals"
@@ -88,22 +87,15 @@ def _entity(text: str) -> EntityRef:
     raise CommandError(f"--entity {text!r}: write TYPE:VALUE or TYPE:PLATFORM:VALUE", EXIT_USAGE)
 
 
-def _open(location: str | None):
-    location = location or settings.signal_store_location()
-    if not location.startswith(("postgresql://", "postgres://")) and Path(location).exists() and not Path(location).is_dir():
-        raise CommandError(f"--store {location}: not a directory")
-    return open_store(location)
-
-
 def _ingest(args) -> int:
     incoming = Path(args.incoming) if args.incoming else settings.signal_incoming_dir()
     if not incoming.is_dir():
         raise CommandError(f"--incoming {incoming}: no such directory")
-    days = incoming_days(incoming) if args.all else sorted(set(args.day))
+    days = EventStore.incoming_days(incoming) if args.all else sorted(set(args.day))
     rejected = 0
-    with _open(args.store) as store:
+    with open_store(args.store) as store:  # None: the configured store
         for day in days:
-            report, _ = ingest_and_digest(store, incoming, day)
+            report, _ = store.ingest(incoming, day)
             rejected += len(report.rejected)
             print(f"{day}: {len(report.files)} file(s), {report.written} written, {report.duplicates} already stored, "
                   f"{len(report.rejected)} rejected")
@@ -114,10 +106,8 @@ def _ingest(args) -> int:
 
 def _replay(args) -> int:
     start = _time(args.since, EPOCH, end=False)
-    end = _time(args.until, datetime.now(UTC), end=True)
-    if end < start:
-        raise CommandError("--until is before --since")
-    with _open(args.store) as store:
+    end = _time(args.until, datetime.now(UTC), end=True)  # before start: the store refuses (SIGNAL_WINDOW_INVALID)
+    with open_store(args.store) as store:  # None: the configured store
         query = store.signal_query(start, end, entity_ref=_entity(args.entity) if args.entity else None,
                                sources=frozenset(args.source) if args.source else None)
         for signal in store.query(query, limit=args.limit):
@@ -126,12 +116,8 @@ def _replay(args) -> int:
 
 
 def _stats(args) -> int:
-    with _open(args.store) as store:
-        if args.day:
-            document = store.read_daily_digest_snapshot(args.day) or {"day": args.day.isoformat(), "digest": day_digest(store, args.day)}
-        else:
-            days = store.days("signal")
-            document = {"days": [{"day": d.isoformat(), "signals": len(store.read_partition("signal", d, warn=False).envelopes)} for d in days]}
+    with open_store(args.store) as store:  # None: the configured store
+        document = store.stats(args.day)
     if args.json or args.day:
         print_json(document)
     else:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from musingly_pipeline.signals.errors import SignalRequestError
+
 
 def ensure_utc(value: datetime) -> datetime:
     """A datetime in UTC; a naive one is taken as UTC, as metaspn-store does for query bounds."""
@@ -65,7 +67,8 @@ def build_checkpoint(processed: Iterable[Any]) -> ReplayCheckpoint | None:
         if last_ts is None or ts > last_ts:
             last_ts, ids = ts, [envelope.event_id]
         elif ts < last_ts:
-            raise ValueError("processed events must be in non-decreasing timestamp order (replay order)")
+            raise SignalRequestError("SIGNAL_CHECKPOINT_ORDER",
+                                     "processed events must be in non-decreasing timestamp order (replay order)")
         else:
             ids.append(envelope.event_id)
     if last_ts is None:

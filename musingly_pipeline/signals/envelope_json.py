@@ -1,4 +1,8 @@
-"""Many envelopes' JSON at once, byte for byte what pydantic writes, about twice as fast.
+"""Many envelopes' JSON at once, byte for byte what pydantic writes, about twice as fast, and cut into lines.
+
+:func:`encode_lines` is how the file store serialises a batch: every envelope's line, from one call
+for the whole list; :func:`encode_lines_plain` is the reference it is held to (each envelope's own
+``to_json_bytes``), in ``musingly_pipeline_tests/signals/test_envelope_json.py``.
 
 The store writes each envelope as pydantic's ``to_json`` of it (what ``to_json_bytes`` gives). For a
 batch, :func:`dump_envelopes` gives the JSON array of the envelopes, the same bytes as
@@ -35,7 +39,10 @@ import math
 import operator
 from typing import Any
 
-from musingly_pipeline.signals.envelopes import ENVELOPE_TYPES, EntityRef, TraceContext
+import numpy as np
+from pydantic import TypeAdapter
+
+from musingly_pipeline.signals.envelopes import ENVELOPE_TYPES, EntityRef, Envelope, EventKind, TraceContext
 
 try:
     import orjson
@@ -48,6 +55,8 @@ _DICT = operator.attrgetter("__dict__")
 _RAW = operator.attrgetter("raw")
 _OPTIONS = (orjson.OPT_UTC_Z | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS) if orjson else 0
 _MAX_DEPTH = 64
+_LIST_ADAPTERS = {kind: TypeAdapter(list[model]) for kind, model in ENVELOPE_TYPES.items()}
+_LIST_MARKERS = {kind: f',{{"{next(iter(model.model_fields))}":'.encode() for kind, model in ENVELOPE_TYPES.items()}
 
 
 def _nested(value: Any, _count=_NESTED.get) -> dict[str, Any]:
@@ -90,3 +99,43 @@ def dump_envelopes(kind: str, envelopes: list) -> bytes | None:
         return orjson.dumps(fields, default=_nested, option=_OPTIONS)
     except orjson.JSONEncodeError:
         return None
+
+
+def encode_lines(kind: EventKind, envelopes: list[Envelope]) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """Every envelope's JSON: ``(data, starts, sizes)``.
+
+    ``data[starts[k]:starts[k] + sizes[k]]`` is pydantic's ``to_json`` of envelope ``k`` (its line,
+    without the newline). The envelopes are of the kind's own class (``parse_envelope`` sees to that). The
+    whole list is serialised in one call (``[line,line,...]``, by orjson if :func:`dump_envelopes` can
+    write the exact same bytes, else by pydantic; no per-call overhead) and cut at the
+    commas between envelopes: each line starts with the first field (``{"entity_refs":`` for a
+    signal), so ``,{"entity_refs":`` occurs at each of the n-1 boundaries; if it occurs exactly n-1
+    times, it occurs nowhere else (an occurrence inside an envelope cannot overlap a boundary: an
+    envelope ends with ``}``). Otherwise (a payload holding a nested object with that first key)
+    each envelope is serialised on its own.
+    """
+    model = ENVELOPE_TYPES[kind]
+    n = len(envelopes)
+    marker = _LIST_MARKERS[kind]
+    dumped = dump_envelopes(kind, envelopes)  # orjson, the same bytes; None: an unusual shape
+    if dumped is None:
+        dumped = _LIST_ADAPTERS[kind].dump_json(envelopes)
+    raw = np.frombuffer(dumped, np.uint8)
+    braces = np.flatnonzero(raw == marker[1])  # every "{" (never the first byte: that is "[")
+    candidates = braces[raw[braces - 1] == marker[0]] - 1  # every ",{"
+    candidates = candidates[candidates <= len(raw) - len(marker)]
+    windows = np.lib.stride_tricks.sliding_window_view(raw, len(marker))[candidates]
+    bounds = candidates[(windows == np.frombuffer(marker, np.uint8)).all(axis=1)]
+    if len(bounds) == n - 1:
+        starts = np.r_[1, bounds + 1]
+        return dumped, starts, np.r_[bounds, len(dumped) - 1] - starts  # up to each "," and the final "]"
+    lines = list(map(model.__pydantic_serializer__.to_json, envelopes))
+    sizes = np.fromiter(map(len, lines), np.int64, n)
+    return b"".join(lines), np.cumsum(sizes) - sizes, sizes
+
+
+def encode_lines_plain(kind: EventKind, envelopes: list[Envelope]) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """:func:`encode_lines`, one envelope at a time (pydantic's ``to_json`` of each): the reference."""
+    lines = [e.to_json_bytes() for e in envelopes]
+    sizes = np.fromiter(map(len, lines), np.int64, len(lines))
+    return b"".join(lines), np.cumsum(sizes) - sizes, sizes

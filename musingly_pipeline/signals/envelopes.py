@@ -24,6 +24,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from musingly_core.report import Issue, error, format_path
 
+from musingly_pipeline.signals.errors import InvalidEnvelope
+
 DEFAULT_SCHEMA_VERSION = "0.8"
 
 EventKind = Literal["signal", "emission"]
@@ -171,14 +173,6 @@ STORED_LINE_VALIDATORS = {
     kind: functools.partial(model.__pydantic_validator__.validate_json, context={"stored": True})
     for kind, model in ENVELOPE_TYPES.items()
 }
-
-
-class InvalidEnvelope(ValueError):
-    """An envelope that cannot be stored; ``issues`` say where and how to fix it."""
-
-    def __init__(self, issues: list[Issue]):
-        self.issues = issues
-        super().__init__("; ".join(str(i) for i in issues))
 
 
 def _issue_for(kind: EventKind, err: dict, where: str) -> Issue:

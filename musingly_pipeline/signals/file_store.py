@@ -28,36 +28,30 @@ What this adds to metaspn-store, same files:
 * A query opens only the partitions of the days in its window.
 
 How a batch is written (``_append``), fast because nearly all of it is per batch, not per envelope:
-the ids are hashed and looked up in the index with numpy (in-batch repeats from one stable argsort
-of the hashes); the new envelopes are serialised by one orjson call for the whole list
-(``envelope_json``: pydantic's bytes exactly, about twice as fast; pydantic itself for any envelope
-of an unusual shape), in batch order (the order their objects sit in memory: reading them in day
-order costs a cache miss per object), and the lines are regrouped by day as bytes; the index entries
-are appended (one write), then worker threads append each day's lines (one write per file) and fsync
-them all at once, while this thread builds the results; the call returns when every fsync has. The
-cyclic GC is paused meanwhile. What remains per envelope is the serialisation (about 1 µs, plus the
-first read of each envelope's objects, which are rarely still in the CPU cache), the id's hash and
-lookup, the result tuple, and the kernel's copy and fsync of the bytes.
+the ids are hashed and looked up in the index with numpy (``id_hashes``; in-batch repeats from one
+stable argsort of the hashes); the new envelopes are serialised by one call for the whole list
+(``envelope_json.encode_lines``), in batch order (the order their objects sit in memory: reading them
+in day order costs a cache miss per object), and the lines are regrouped by day as bytes; the index
+entries are appended (one write), then worker threads append each day's lines (one write per file)
+and fsync them all at once (``day_writes``), while this thread builds the results
+(``write_results``); the call returns when every fsync has. The cyclic GC is paused meanwhile.
 
 How a day is read (``read_partition``): the file's lines are validated as bytes, one pydantic call
-each, with the GC paused; the careful line-by-line read (lenient UTF-8, an issue per skipped line)
-runs only if one fails. Memory is most of a read's cost on a virtual machine, where a page the
-process has not used yet costs about 10 µs: each line is released once validated, and each
-envelope's ``__pydantic_fields_set__`` (and its entity refs'), when it holds every field, is swapped
-for one shared immutable set (``_AllFields``) as the envelope is made, so the next one reuses the
-memory (those sets were more than half of a read-back signal's 2.6 KB).
+each, with the GC paused (``stored_lines``); the careful line-by-line read (lenient UTF-8, an issue
+per skipped line) runs only if one fails.
+
+Each of those fast paths sits in its own module beside a plain version, and a property test holds
+the two to the same answers.
 """
 
 from __future__ import annotations
 
 import fcntl
-import functools
 import json
 import operator
 import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from datetime import date, datetime, timedelta
 from itertools import compress
@@ -65,150 +59,30 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import TypeAdapter
 
 from musingly_core.gcpause import gc_paused
 from musingly_core.report import error
 
-from musingly_pipeline.signals.envelope_json import dump_envelopes
-from musingly_pipeline.signals.envelopes import (
-    ENVELOPE_TYPES,
-    ID_FIELDS,
-    ID_GETTERS,
-    STORED_LINE_VALIDATORS,
-    EntityRef,
-    Envelope,
-    EventKind,
-    InvalidEnvelope,
-    parse_stored_line,
-)
-from musingly_pipeline.signals.id_index import ENTRY, IdIndex, id_hashes, partition_day
+from musingly_pipeline.signals.day_writes import DayFileWrites, LinesMoved, WriterThreads, fsync_dir, open_day_file, write_all
+from musingly_pipeline.signals.envelope_json import encode_lines
+from musingly_pipeline.signals.envelopes import ID_FIELDS, ID_GETTERS, Envelope, EventKind, parse_stored_line
+from musingly_pipeline.signals.errors import DuplicateEventError, ForeignWriterError, InvalidEnvelope, UnreadableLineWarning
+from musingly_pipeline.signals.id_hashes import first_positions
+from musingly_pipeline.signals.id_index import ENTRY, IdIndex, partition_day
 from musingly_pipeline.signals.query import EventQuery
-from musingly_pipeline.signals.store import DuplicateEventError, DuplicatePolicy, EventStore, PartitionRead, WriteResult
+from musingly_pipeline.signals.store import DuplicatePolicy, EventStore, PartitionRead, WriteResult
+from musingly_pipeline.signals.stored_lines import validate_lines
+from musingly_pipeline.signals.write_results import write_results
 
 KIND_DIRS = {"signal": "signals", "emission": "emissions"}
 _TIMESTAMP = operator.attrgetter("timestamp")
 _NEWEST_KEYS = {kind: operator.attrgetter("timestamp", field) for kind, field in ID_FIELDS.items()}
 _LAST = [b""]
-_LIST_ADAPTERS = {kind: TypeAdapter(list[model]) for kind, model in ENVELOPE_TYPES.items()}
-_LIST_MARKERS = {kind: f',{{"{next(iter(model.model_fields))}":'.encode() for kind, model in ENVELOPE_TYPES.items()}
 _ORDINAL = datetime.toordinal  # of the UTC date: envelopes hold UTC timestamps
-
-
-_result = functools.partial(tuple.__new__, WriteResult)  # _result(values): WriteResult(*values), in C
-
-
-def _serialize(kind: EventKind, envelopes: list[Envelope]) -> tuple[bytes, np.ndarray, np.ndarray]:
-    """Every envelope's JSON: ``(data, starts, sizes)``.
-
-    ``data[starts[k]:starts[k] + sizes[k]]`` is pydantic's ``to_json`` of envelope ``k`` (its line,
-    without the newline). The envelopes are of the kind's own class (``parse_envelope`` sees to that). The
-    whole list is serialised in one call (``[line,line,...]``, by orjson if :func:`dump_envelopes` can
-    write the exact same bytes, else by pydantic; no per-call overhead) and cut at the
-    commas between envelopes: each line starts with the first field (``{"entity_refs":`` for a
-    signal), so ``,{"entity_refs":`` occurs at each of the n-1 boundaries; if it occurs exactly n-1
-    times, it occurs nowhere else (an occurrence inside an envelope cannot overlap a boundary: an
-    envelope ends with ``}``). Otherwise (a payload holding a nested object with that first key)
-    each envelope is serialised on its own.
-    """
-    model = ENVELOPE_TYPES[kind]
-    n = len(envelopes)
-    marker = _LIST_MARKERS[kind]
-    dumped = dump_envelopes(kind, envelopes)  # orjson, the same bytes; None: an unusual shape
-    if dumped is None:
-        dumped = _LIST_ADAPTERS[kind].dump_json(envelopes)
-    raw = np.frombuffer(dumped, np.uint8)
-    braces = np.flatnonzero(raw == marker[1])  # every "{" (never the first byte: that is "[")
-    candidates = braces[raw[braces - 1] == marker[0]] - 1  # every ",{"
-    candidates = candidates[candidates <= len(raw) - len(marker)]
-    windows = np.lib.stride_tricks.sliding_window_view(raw, len(marker))[candidates]
-    bounds = candidates[(windows == np.frombuffer(marker, np.uint8)).all(axis=1)]
-    if len(bounds) == n - 1:
-        starts = np.r_[1, bounds + 1]
-        return dumped, starts, np.r_[bounds, len(dumped) - 1] - starts  # up to each "," and the final "]"
-    lines = list(map(model.__pydantic_serializer__.to_json, envelopes))
-    sizes = np.fromiter(map(len, lines), np.int64, n)
-    return b"".join(lines), np.cumsum(sizes) - sizes, sizes
-
-
-class _AllFields(frozenset):
-    """One model's every field name: the ``__pydantic_fields_set__`` shared by the envelopes a read makes.
-
-    pydantic gives each instance its own set (728 bytes for 5 to 10 names, more than half of a
-    stored signal's memory). An envelope read back has every field set, so one immutable set
-    serves them all; ``copy`` (``model_copy``) gives a fresh mutable set, as pydantic does.
-    """
-
-    __slots__ = ()
-
-    def __copy__(self) -> set[str]:
-        return set(self)
-
-
-_ALL_FIELDS = {model: _AllFields(model.model_fields) for model in (*ENVELOPE_TYPES.values(), EntityRef)}
-_FIELDS_SET = "__pydantic_fields_set__"
-
-
-def _validate_lines(kind: EventKind, lines: list[bytes]) -> list[Envelope]:
-    """Each line's envelope, validated by pydantic, taking the lines out of ``lines`` (emptied).
-
-    Memory is time here (a page the process has not used yet costs about 10 µs on a virtual
-    machine): each line is released once validated, and each full fields set is swapped for the
-    shared one as its envelope is made, so the next envelope reuses that memory.
-    """
-    validate, setattr_, get_set = STORED_LINE_VALIDATORS[kind], object.__setattr__, operator.attrgetter(_FIELDS_SET)
-    full, full_ref = _ALL_FIELDS[ENVELOPE_TYPES[kind]], _ALL_FIELDS[EntityRef]
-    size, ref_size = len(full), len(full_ref)
-    out = []
-    append = out.append
-    lines.reverse()
-    take = lines.pop
-    for _ in range(len(lines)):
-        e = validate(take())
-        if len(get_set(e)) == size:
-            setattr_(e, _FIELDS_SET, full)
-        for ref in e.entity_refs:
-            if len(get_set(ref)) == ref_size:
-                setattr_(ref, _FIELDS_SET, full_ref)
-        append(e)
-    return out
-
-
-def _first_positions(event_ids: list[str], hashes: np.ndarray, by_hash: np.ndarray) -> np.ndarray:
-    """For each position, the position where its id first occurs in the batch.
-
-    ``by_hash`` is the stable argsort of ``hashes``: the first position of each run of equal hashes
-    is that hash's first occurrence; ids with equal hashes are then compared.
-    """
-    ordered = hashes[by_hash]
-    starts = np.r_[True, ordered[1:] != ordered[:-1]]
-    firsts = np.empty(len(hashes), np.intp)
-    firsts[by_hash] = by_hash[starts][np.cumsum(starts) - 1]
-    later = np.flatnonzero(firsts != np.arange(len(firsts)))
-    if any(event_ids[i] != event_ids[j] for i, j in zip(later.tolist(), firsts[later].tolist())):
-        # two different ids with one hash in this batch: compare the ids themselves
-        by_id = dict(zip(reversed(event_ids), range(len(event_ids) - 1, -1, -1)))
-        firsts = np.fromiter(map(by_id.__getitem__, event_ids), np.intp, len(event_ids))
-    return firsts
-
-
-class UnreadableLineWarning(UserWarning):
-    """A partition line that could not be read (torn by a crash, or not an envelope) was skipped."""
-
-
-class ForeignWriterError(RuntimeError):
-    """A day file kept changing while a batch was written: a process that does not take the store's
-    lock appends to it. The batch is not acknowledged; what was written intact is found next time."""
 
 
 class _IndexCaughtUp(Exception):
     """Lines another writer appended may hold ids of the batch (nothing written yet): look up again."""
-
-
-class _LinesMoved(Exception):
-    """Another writer appended while the batch was written, so some lines are not at the offsets
-    their entries say (the first may even be glued onto a torn line): the written ids are not
-    acknowledged until a rebuilt index finds them."""
 
 
 # Attempts at a batch while another writer appends (each is a lookup and maybe a write).
@@ -216,9 +90,10 @@ _ATTEMPTS = 10
 
 
 class FileSystemStore(EventStore):
-    """Append-only JSONL store in metaspn-store's layout; ``durable=False`` skips fsync (tests, bulk loads)."""
+    """Append-only JSONL store in metaspn-store's layout; ``durable=False`` skips fsync (tests, bulk loads);
+    ``io_threads``: the worker threads that append and fsync a batch's day files (0: the calling thread)."""
 
-    def __init__(self, workspace: str | Path, *, durable: bool = True) -> None:
+    def __init__(self, workspace: str | Path, *, durable: bool = True, io_threads: int = 32) -> None:
         self.workspace = Path(workspace)
         self.store_root = self.workspace / "store"
         self.signals_dir = self.store_root / "signals"
@@ -230,6 +105,7 @@ class FileSystemStore(EventStore):
             d.mkdir(parents=True, exist_ok=True)
         self._indexes = {kind: IdIndex(self.kind_dir(kind), ID_FIELDS[kind]) for kind in KIND_DIRS}
         self._locations: dict[tuple[str, date], str] = {}
+        self._threads = WriterThreads(io_threads)  # io_threads=0: every write in the calling thread
 
     def __repr__(self) -> str:
         return f"FileSystemStore({str(self.workspace)!r})"
@@ -252,6 +128,7 @@ class FileSystemStore(EventStore):
     def close(self) -> None:
         for index in self._indexes.values():
             index.close()
+        self._threads.close()
 
     def days(self, kind: EventKind = "signal") -> list[date]:
         return sorted(d for d in (partition_day(p) for p in self.kind_dir(kind).iterdir()) if d is not None)
@@ -277,9 +154,9 @@ class FileSystemStore(EventStore):
             event_ids = list(map(ID_GETTERS[kind], envelopes))
             index = self._indexes[kind]
             index.refresh()
-            hashes = id_hashes(event_ids)
+            hashes = index.hash_ids(event_ids)
             by_hash = np.argsort(hashes, kind="stable")
-            firsts = _first_positions(event_ids, hashes, by_hash)  # where each id first occurs in the batch
+            firsts = first_positions(event_ids, hashes, by_hash)  # where each id first occurs in the batch
             ours = np.zeros(n, bool)  # positions an earlier attempt of this call wrote
             for _ in range(_ATTEMPTS):
                 stored = index.lookup_many(event_ids, hashes, by_hash)  # {position: day} of ids already stored
@@ -298,7 +175,7 @@ class FileSystemStore(EventStore):
                     return self._results(kind, index, envelopes, event_ids, hashes, new, stored, firsts, written)
                 except _IndexCaughtUp:  # lines another writer appended are indexed now: look up again
                     continue
-                except _LinesMoved:  # written, but not where their entries say: see _FileWrites.finish
+                except LinesMoved:  # written, but not where their entries say: see DayFileWrites.finish
                     index.rebuild()
                     ours[new] = True
             raise ForeignWriterError(
@@ -323,11 +200,7 @@ class FileSystemStore(EventStore):
                 days.append(day)
             repeats = np.flatnonzero(firsts != np.arange(n))  # ids repeated inside the batch
             which[repeats] = which[firsts[repeats]]
-            locations = np.array([self._location(kind, day) for day in days] or [""], object)
-            day_objects = np.empty(max(len(days), 1), object)
-            day_objects[:len(days)] = days
-            results = list(map(_result, zip(event_ids, day_objects[which].tolist(), written.tolist(),
-                                            locations[which].tolist())))
+            results = write_results(event_ids, days, [self._location(kind, day) for day in days], which, written)
         finally:
             if finish is not None:
                 finish()  # every line written, fsynced and checked, or raises
@@ -346,7 +219,7 @@ class FileSystemStore(EventStore):
         # sequential in memory; reading them in day order costs a cache miss per object), and the
         # serialised lines are then regrouped by day as bytes.
         picked = list(map(envelopes.__getitem__, new.tolist()))
-        data, starts, sizes = _serialize(kind, picked)  # before touching a file: an error here writes nothing
+        data, starts, sizes = encode_lines(kind, picked)  # before touching a file: an error here writes nothing
         ordinals = np.fromiter(map(_ORDINAL, map(_TIMESTAMP, picked)), np.int64, len(picked))
         order = np.argsort(ordinals, kind="stable")  # by day, batch order within a day
         new, ordinals, starts, sizes = new[order], ordinals[order], starts[order], sizes[order]
@@ -356,7 +229,7 @@ class FileSystemStore(EventStore):
         before = np.cumsum(lengths) - lengths  # bytes of the lines before each one, all days
         within = before - np.repeat(before[firsts], counts)  # ... of the same day
         days = [date.fromordinal(o) for o in ordinals[firsts].tolist()]
-        files = _FileWrites(self.durable, index)
+        files = DayFileWrites(self.durable, index, self._threads)
         created = False
         try:
             bases, torn = [], []
@@ -402,20 +275,7 @@ class FileSystemStore(EventStore):
 
     def _open_partition(self, kind: EventKind, day: date) -> tuple[int, bool, int, bool]:
         """Open a day file for appending: ``(fd, created, size, ends_in_a_torn_line)``."""
-        path = self._location(kind, day)
-        created = False
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_APPEND)
-        except FileNotFoundError:
-            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-            created = True
-        try:
-            size = os.fstat(fd).st_size
-            torn = bool(size) and os.pread(fd, 1, size - 1) != b"\n"
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd, created, size, torn
+        return open_day_file(self._location(kind, day))
 
     def _location(self, kind: EventKind, day: date) -> str:
         key = (kind, day)
@@ -452,7 +312,7 @@ class FileSystemStore(EventStore):
             picked = [line for line in picked if all(any(n in line for n in group) for group in needles)]
         try:
             with gc_paused():
-                result.envelopes = _validate_lines(kind, picked)
+                result.envelopes = validate_lines(kind, picked)
             result.lines = nonblank
         except ValueError:  # a line that is not a valid envelope (ValidationError) or not UTF-8
             self._read_lines(kind, data.split(b"\n")[:numbered], needles, where, result)
@@ -515,14 +375,14 @@ class FileSystemStore(EventStore):
         data = (json.dumps(document, sort_keys=True, separators=(",", ":")) + "\n").encode("utf-8")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            _write_all(fd, data)
+            write_all(fd, data)
             if self.durable:
                 os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
         if self.durable:
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         return str(path)
 
     def _get_document(self, folder: str, name: str) -> dict[str, Any] | None:
@@ -535,97 +395,3 @@ class FileSystemStore(EventStore):
         base = self.checkpoints_dir if folder == "checkpoints" else self.snapshots_dir
         return sorted(p.stem for p in base.glob("*.json") if p.stem.startswith(prefix))
 
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-_IO_POOL: ThreadPoolExecutor | None = None
-
-
-def _forget_pool_after_fork() -> None:
-    global _IO_POOL
-    _IO_POOL = None  # a forked child has none of the parent's threads: it starts its own pool
-
-
-os.register_at_fork(after_in_child=_forget_pool_after_fork)
-
-
-class _FileWrites:
-    """Appends (and fsyncs) handed to worker threads, so the file system can commit them together
-    while the caller goes on; :meth:`finish` waits for all of them and closes the descriptors."""
-
-    def __init__(self, durable: bool, index: IdIndex):
-        self.durable = durable
-        self.index = index
-        self.inline = False  # a single file: write it in the calling thread
-        self.fds: list[int] = []
-        self.days: dict[int, tuple[int, int]] = {}  # fd -> (day, size when opened)
-        self.ends: dict[int, int] = {}  # fd -> where this store's bytes end, checked
-        self.futures: list = []
-        self.error: BaseException | None = None
-
-    def opened(self, fd: int, day: int, size: int) -> None:
-        self.fds.append(fd)  # closed by finish() or close()
-        self.days[fd] = (day, size)
-
-    def _run(self, task, *args) -> None:
-        global _IO_POOL
-        if self.inline:
-            try:
-                task(*args)
-            except BaseException as exc:
-                self.error = self.error or exc
-            return
-        if _IO_POOL is None:
-            _IO_POOL = ThreadPoolExecutor(max_workers=32, thread_name_prefix="signal-io")
-        self.futures.append(_IO_POOL.submit(task, *args))
-
-    def write(self, fd: int, data: bytes) -> None:
-        self._run(self._append, fd, data)
-
-    def _append(self, fd: int, data: bytes) -> None:
-        _write_all(fd, data)
-        if self.durable:
-            os.fsync(fd)
-        # The lines' entries say they start at the size the file had when opened. Another writer
-        # that does not take the lock may have appended meanwhile: then the bytes must be checked.
-        start = self.days[fd][1]
-        if os.fstat(fd).st_size == start + len(data) or os.pread(fd, len(data), start) == data:
-            self.ends[fd] = start + len(data)
-
-    def sync_directory(self, directory: Path) -> None:
-        self._run(_fsync_dir, directory)
-
-    def close(self) -> None:
-        for fd in self.fds:
-            os.close(fd)
-        self.fds = []
-
-    def finish(self) -> None:
-        """Wait for every write; raise the first error (the index then forgets the ids it holds as
-        written), or :class:`_LinesMoved` if some lines are not where their entries say."""
-        written = len(self.fds)
-        try:
-            for future in self.futures:
-                self.error = self.error or future.exception()  # waits
-        finally:
-            self.close()
-        if self.error is not None:
-            self.index.forget()  # reloading it checks the entries against the files again
-            raise self.error
-        if len(self.ends) < written:
-            raise _LinesMoved()
-        for fd, end in self.ends.items():
-            self.index.wrote(self.days[fd][0], end)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

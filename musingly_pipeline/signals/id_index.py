@@ -4,7 +4,7 @@ metaspn-store rebuilds its duplicate index by parsing every line of every partit
 write of a process (15 s for a million events). Here each kind directory holds ``.ids.idx``:
 
 * a 16-byte header: the magic ``MSIDX002`` and a generation number (changed when rebuilt);
-* then one 24-byte entry per stored line: a 64-bit hash of the id (:func:`id_hashes`), the day
+* then one 24-byte entry per stored line: a 64-bit hash of the id (``id_hashes``), the day
   (proleptic ordinal), the line's byte length and its byte offset in that day's ``.jsonl`` file.
 
 Opening loads the entries with numpy (24 MB for a million events) and sorts the hashes; a batch's
@@ -13,11 +13,11 @@ points at and comparing the id, so a hash collision can never drop an event. Ent
 added since the load are kept in a second, smaller sorted array; the entries this store object
 appended itself in a third, with their ids in a list, so a hit there is confirmed by comparing the id
 kept in memory instead of reading the line. These are merged into the main arrays past
-``MERGE_THRESHOLD`` entries, so a batch never re-sorts the main arrays.
+``merge_threshold`` entries (:data:`MERGE_THRESHOLD` unless told), so a batch never re-sorts the main
+arrays.
 
-The hash is computed with numpy for a whole batch (:func:`id_hashes`: splitmix64 over the id's
-8-byte words, 0.1 µs an id instead of 0.4 µs for BLAKE2b); an index of the previous format
-(``MSIDX001``, BLAKE2b) is rebuilt on open.
+The hash is computed with numpy for a whole batch (``id_hashes``: splitmix64 over the id's 8-byte
+words); an index of the previous format (``MSIDX001``, BLAKE2b) is rebuilt on open.
 
 The index is a cache of the partitions and is repaired from them: on open each partition's size is
 compared with the end of its last indexed line, and that line is checked (read, its id hashed): if it
@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 from pydantic_core import from_json
 
+from musingly_pipeline.signals.id_hashes import id_hashes
 from musingly_pipeline.signals.sorted_entries import ENTRY, SortedEntries
 
 MAGIC = b"MSIDX002"  # 002: the numpy hash (001, BLAKE2b, is rebuilt on open)
@@ -54,52 +55,6 @@ HEADER_SIZE = 16
 # they are merged into the main arrays.
 MERGE_THRESHOLD = 200_000
 _DAY_THEN_OFFSET = operator.itemgetter(0, 2)  # of a (day, len, off) candidate
-
-
-_M0 = np.uint64(0x9E3779B97F4A7C15)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
-
-
-def id_hash(event_id: str) -> int:
-    return int(id_hashes([event_id])[0])
-
-
-def id_hashes(event_ids: list[str]) -> np.ndarray:
-    """The 64-bit hashes of many ids at once, as a uint64 array, computed with numpy for the batch.
-
-    The hash of an id's UTF-8 bytes: start from ``(length + 1) * M0``; for each 8-byte little-endian
-    word (the last one zero-padded) xor it in and apply the splitmix64 finaliser. Ids are grouped by
-    word count, so one long id does not widen the matrix of the others.
-    """
-    try:
-        encoded = list(map(str.encode, event_ids))
-    except UnicodeEncodeError:  # a lone surrogate: hash its bytes anyway
-        encoded = [i.encode("utf-8", "surrogatepass") for i in event_ids]
-    n = len(encoded)
-    lengths = np.fromiter(map(len, encoded), np.int64, n)
-    out = (lengths.astype(np.uint64) + np.uint64(1)) * _M0
-    words = (lengths + 7) // 8
-    if not n:
-        return out
-    groups = [(int(words[0]), None)] if words.min() == words.max() else [(int(w), np.flatnonzero(words == w)) for w in np.unique(words)]
-    for width, rows in groups:
-        if not width:
-            continue
-        subset = encoded if rows is None else [encoded[i] for i in rows.tolist()]
-        matrix = np.array(subset, dtype=f"S{width * 8}").view("<u8").reshape(len(subset), width)
-        h = out if rows is None else out[rows]
-        for column in range(width):
-            h = h ^ matrix[:, column]
-            h = (h ^ (h >> _S30)) * _M1
-            h = (h ^ (h >> _S27)) * _M2
-            h = h ^ (h >> _S31)
-        if rows is None:
-            out = h
-        else:
-            out[rows] = h
-    return out
 
 
 def partition_day(path: Path) -> date | None:
@@ -112,11 +67,18 @@ def partition_day(path: Path) -> date | None:
 
 
 class IdIndex:
-    """The ids of one directory of day partitions; every method expects the caller to hold the lock."""
+    """The ids of one directory of day partitions; every method expects the caller to hold the lock.
 
-    def __init__(self, directory: Path, id_field: str):
+    ``hash_ids`` (ids -> uint64 array) and ``merge_threshold`` are the index's own settings (a test
+    gives it a hash with collisions, or a small threshold); an index file is only valid with the hash
+    that wrote it.
+    """
+
+    def __init__(self, directory: Path, id_field: str, *, hash_ids=id_hashes, merge_threshold: int = MERGE_THRESHOLD):
         self.directory = directory
         self.id_field = id_field
+        self.hash_ids = hash_ids
+        self.merge_threshold = merge_threshold
         self.path = directory / ".ids.idx"
         self._loaded = False
         self._generation = 0
@@ -269,7 +231,7 @@ class IdIndex:
         if len(data) != length + before or not data.endswith(b"\n") or (before and data[0] != 0x0A):
             return False
         event_id = _line_id(data[before:], self.id_field)
-        return event_id is not None and id_hash(event_id) == int(entry["h"])
+        return event_id is not None and int(self.hash_ids([event_id])[0]) == int(entry["h"])
 
     def _new_file(self) -> int:
         generation = int.from_bytes(os.urandom(8), "little")
@@ -299,7 +261,7 @@ class IdIndex:
                 offs.append(start + pos)
             pos = nl + 1
         out = np.empty(len(ids), ENTRY)
-        out["h"], out["day"], out["len"], out["off"] = id_hashes(ids), day, lens, offs
+        out["h"], out["day"], out["len"], out["off"] = self.hash_ids(ids), day, lens, offs
         return out, start + len(data)
 
     def _build_sorted(self, entries: np.ndarray) -> None:
@@ -312,7 +274,7 @@ class IdIndex:
         self._merge_if_large()
 
     def _merge_if_large(self) -> None:
-        if self._delta.count + self._own.count > MERGE_THRESHOLD:
+        if self._delta.count + self._own.count > self.merge_threshold:
             self._main.add(np.concatenate([self._delta.entries, self._own.entries]))
             self._delta = SortedEntries(np.empty(0, ENTRY), spare=True)
             self._own, self._own_ids = SortedEntries(np.empty(0, ENTRY), spare=True), []
@@ -323,13 +285,8 @@ class IdIndex:
         self._loaded = False
 
     # -- lookups and appends -------------------------------------------------------------------------
-    def lookup(self, event_id: str, h: int | None = None) -> date | None:
-        """The day that holds ``event_id`` (as :meth:`lookup_many` finds it); None if it is not stored."""
-        h = id_hash(event_id) if h is None else h
-        return self.lookup_many([event_id], np.array([h], "<u8")).get(0)
-
     def lookup_many(self, event_ids: list[str], hashes: np.ndarray, by_hash: np.ndarray | None = None) -> dict[int, date]:
-        """:meth:`lookup` for a batch: ``{position: day}`` for the ids already stored.
+        """The days of a batch's ids already stored: ``{position: day}``; ``hashes`` are their hashes.
 
         An id this object appended itself since it loaded the index is found by its hash among the
         entries it appended and confirmed by the id it kept with the entry (no other copy can precede

@@ -1,5 +1,8 @@
 """Daily ingestion of raw signal files, the day's digest, and the day's health.
 
+Used through :class:`~musingly_pipeline.signals.store.EventStore` (``store.ingest(incoming, day)``,
+``store.digest(day)``, ``store.health(day)``, ``store.stats()``), which both faces call.
+
 Incoming files: ``<incoming>/YYYY-MM-DD*.jsonl`` (for example ``2026-02-05.jsonl`` or
 ``2026-02-05-crawler.jsonl``), one signal envelope per line, every timestamp inside that UTC day. A
 day's files are ingested in name order; ingesting again writes nothing new (ids are idempotent).
@@ -7,18 +10,21 @@ day's files are ingested in name order; ingesting again writes nothing new (ids 
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from musingly_core.report import Issue, error
 
-from musingly_pipeline.signals.envelopes import InvalidEnvelope, SignalEnvelope, parse_line
-from musingly_pipeline.signals.store import EventStore
+from musingly_pipeline.signals.envelopes import SignalEnvelope, parse_line
+from musingly_pipeline.signals.errors import InvalidEnvelope
+
+if TYPE_CHECKING:
+    from musingly_pipeline.signals.store import EventStore
 
 TOP_ENTITIES = 10
 
@@ -132,7 +138,3 @@ def partition_health(store: EventStore, day: date) -> PartitionHealth:
         outside_day=[e.event_id for e in read.envelopes if e.timestamp.date() != day],
         unreadable=read.issues,
     )
-
-
-def format_digest(digest: dict) -> str:
-    return json.dumps(digest, indent=2, sort_keys=True)

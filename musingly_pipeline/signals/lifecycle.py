@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from musingly_pipeline import settings
 from musingly_pipeline.signals.checkpoints import ensure_utc, format_timestamp
 from musingly_pipeline.signals.envelopes import EntityRef, SignalEnvelope
+from musingly_pipeline.signals.errors import SignalRequestError
 from musingly_pipeline.signals.store import EPOCH, EventStore, WriteResult
 
 SOURCE = "bundle.pipeline"
@@ -44,14 +44,14 @@ def configured_store() -> EventStore:
     """The signal store the deployment names (``MUSINGLY_SIGNAL_STORE``, default ``<data>/signals``)."""
     from musingly_pipeline.signals import open_store
 
-    return open_store(settings.signal_store_location())
+    return open_store()
 
 
 def record_snapshot_event(store: EventStore, event: str, snapshot_id: str | int, import_id: str | int | None,
                           version_label: str | None, at: datetime) -> WriteResult:
     """Write one lifecycle signal (idempotent: the same event, snapshot and time are stored once)."""
     if event not in EVENTS:
-        raise ValueError(f"unknown lifecycle event {event!r}; use one of {', '.join(EVENTS)}")
+        raise SignalRequestError("SIGNAL_LIFECYCLE_EVENT_UNKNOWN", f"unknown lifecycle event {event!r}; use one of {', '.join(EVENTS)}")
     at = ensure_utc(at)
     signal = SignalEnvelope(
         signal_id=f"bundle.{event}:{snapshot_id}:{format_timestamp(at)}",

@@ -22,7 +22,8 @@ from psycopg.types.json import Jsonb
 
 from musingly_pipeline.signals.envelopes import ENVELOPE_TYPES, Envelope, EventKind
 from musingly_pipeline.signals.query import RESOLVED_ENTITY_PAYLOAD_TYPES, EventQuery
-from musingly_pipeline.signals.store import DuplicateEventError, DuplicatePolicy, EventStore, PartitionRead, WriteResult
+from musingly_pipeline.signals.errors import DuplicateEventError
+from musingly_pipeline.signals.store import DuplicatePolicy, EventStore, PartitionRead, WriteResult
 from musingly_pipeline.storage.database import connect, redact
 
 _INCOMING = """

@@ -13,6 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 from musingly_pipeline.signals.envelopes import EntityRef, Envelope, EventKind
+from musingly_pipeline.signals.errors import SignalRequestError
 
 RESOLVED_ENTITY_PAYLOAD_TYPES = frozenset({"EntityResolved", "EntityMerged", "EntityAliasAdded"})
 
@@ -40,7 +41,8 @@ class EventQuery:
 
     def __post_init__(self) -> None:
         if self.end < self.start:
-            raise ValueError("end must be greater than or equal to start")
+            raise SignalRequestError("SIGNAL_WINDOW_INVALID", f"the window ends ({self.end.isoformat()}) before it starts "
+                                     f"({self.start.isoformat()}); give an end at or after the start")
 
     @property
     def first_day(self) -> date:

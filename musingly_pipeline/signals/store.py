@@ -1,11 +1,13 @@
-"""The store's interface and every read helper, written once on top of two backend primitives.
+"""EventStore: the signal area's one object, written once on top of two backend primitives.
 
 A backend (:class:`~musingly_pipeline.signals.file_store.FileSystemStore`,
 :class:`~musingly_pipeline.signals.postgres_store.PostgresStore`) implements ``_append`` (write a
 batch idempotently), ``_scan`` (stream the events an :class:`EventQuery` may match, in its order),
-and ``_put_document`` / ``_get_document`` (checkpoints and snapshots). Everything else, including the
-helpers metaspn-store names (``get_recent_signals_by_entity``, ``iter_stage_window_signals``, ...),
-is here and goes through :meth:`EventStore.query`.
+and ``_put_document`` / ``_get_document`` (checkpoints and snapshots). Everything else is here and goes
+through :meth:`EventStore.query`; the read helpers metaspn-store names (``get_recent_signals_by_entity``,
+``iter_stage_window_signals``, ...) come from the :class:`~musingly_pipeline.signals.metaspn_reads.MetaspnReads`
+mixin, so every store has them. A day's ingestion, digest and health (``ingest``, ``digest``,
+``health``, ``stats``) are methods too: the CLI and the Dagster assets call only this object.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from musingly_core.report import Issue
 
-from musingly_pipeline.signals.checkpoints import ReplayCheckpoint, build_checkpoint, ensure_utc, parse_timestamp
+from musingly_pipeline.signals import ingest as daily
+from musingly_pipeline.signals.checkpoints import ReplayCheckpoint, build_checkpoint, ensure_utc
 from musingly_pipeline.signals.envelopes import (
     ENVELOPE_TYPES,
     ID_GETTERS,
@@ -27,25 +31,19 @@ from musingly_pipeline.signals.envelopes import (
     EntityRef,
     Envelope,
     EventKind,
-    InvalidEnvelope,
     SignalEnvelope,
     parse_envelope,
 )
+from musingly_pipeline.signals.errors import InvalidEnvelope, SignalRequestError
+from musingly_pipeline.signals.metaspn_reads import MetaspnReads
 from musingly_pipeline.signals.query import RESOLVED_ENTITY_PAYLOAD_TYPES, EventQuery
 
 DuplicatePolicy = Literal["return_existing", "ignore", "raise"]
 DUPLICATE_POLICIES = ("return_existing", "ignore", "raise")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-DEFAULT_PENDING_OUTCOME_PAYLOAD_TYPES = frozenset({"OutcomePending", "EvaluationRequested", "RecommendationAttempted"})
-DEFAULT_SUCCESS_EMISSION_TYPES = frozenset({"OutcomeSuccess", "DraftApproved"})
-DEFAULT_FAILURE_EMISSION_TYPES = frozenset({"OutcomeFailure", "DraftRejected"})
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
-__all__ = ["DuplicateEventError", "DuplicatePolicy", "EventStore", "WriteResult", "RESOLVED_ENTITY_PAYLOAD_TYPES"]
-
-
-class DuplicateEventError(ValueError):
-    """An id already stored was written with ``on_duplicate="raise"``; nothing of the batch was written."""
+__all__ = ["DuplicatePolicy", "EventStore", "PartitionRead", "WriteResult", "RESOLVED_ENTITY_PAYLOAD_TYPES"]
 
 
 @dataclass
@@ -85,11 +83,11 @@ def _day_token(day: date | datetime | str) -> str:
 
 def check_name(name: str) -> str:
     if not _NAME.fullmatch(name):
-        raise ValueError(f"name {name!r} must be letters, digits, '_', '.' or '-' (it becomes a file name)")
+        raise SignalRequestError("SIGNAL_NAME_INVALID", f"name {name!r} must be letters, digits, '_', '.' or '-' (it becomes a file name)")
     return name
 
 
-class EventStore(ABC):
+class EventStore(MetaspnReads, ABC):
     """An append-only store of signals and emissions partitioned by UTC day."""
 
     # -- backend primitives ------------------------------------------------------------------------
@@ -136,7 +134,8 @@ class EventStore(ABC):
     def write_events(self, kind: EventKind, envelopes: Iterable[Any], *, on_duplicate: DuplicatePolicy = "return_existing") -> list[WriteResult]:
         """Validate every envelope first (raising :class:`InvalidEnvelope` before writing), then append."""
         if on_duplicate not in DUPLICATE_POLICIES:
-            raise ValueError(f"unsupported duplicate policy {on_duplicate!r}; use one of {', '.join(DUPLICATE_POLICIES)}")
+            raise SignalRequestError("SIGNAL_DUPLICATE_POLICY_INVALID",
+                                     f"unsupported duplicate policy {on_duplicate!r}; use one of {', '.join(DUPLICATE_POLICIES)}")
         items = list(envelopes)
         model = ENVELOPE_TYPES[kind]
         if set(map(type, items)) <= {model}:  # already validated envelopes: nothing to parse
@@ -218,166 +217,31 @@ class EventStore(ABC):
                                      entity_ref: EntityRef | None = None, sources: list[str] | None = None) -> Iterator[SignalEnvelope]:
         return self.query(self.signal_query(start, end, entity_ref=entity_ref, sources=_set(sources)), checkpoint=checkpoint)
 
-    def iter_entity_candidate_signals(self, *, start: datetime, end: datetime, resolved: bool | None = None, sources: list[str] | None = None) -> Iterator[SignalEnvelope]:
-        """Resolver candidates: resolved=True with entity refs or resolver payload types, False without."""
-        return self.query(self.signal_query(start, end, sources=_set(sources), resolved=resolved))
-
-    def iter_stage_window_signals(self, *, stage: str, start: datetime, end: datetime, checkpoint: ReplayCheckpoint | None = None,
-                                  entity_ref: EntityRef | None = None, sources: list[str] | None = None,
-                                  payload_types: list[str] | None = None) -> Iterator[SignalEnvelope]:
-        """A stage's window: the given sources, or else sources ``stage`` / ``stage.*``."""
-        q = self.signal_query(start, end, entity_ref=entity_ref, sources=_set(sources), types=_set(payload_types),
-                          source_prefix=None if sources else stage)
-        return self.query(q, checkpoint=checkpoint)
-
-    def iter_recommendation_signals(self, *, start: datetime, end: datetime, checkpoint: ReplayCheckpoint | None = None,
-                                    entity_ref: EntityRef | None = None, sources: list[str] | None = None,
-                                    payload_types: list[str] | None = None) -> Iterator[SignalEnvelope]:
-        q = self.signal_query(start, end, entity_ref=entity_ref, sources=_set(sources), types=_set(payload_types))
-        return self.query(q, checkpoint=checkpoint)
-
-    iter_learning_signals = iter_recommendation_signals
-
-    def iter_learning_emissions(self, *, start: datetime, end: datetime, entity_ref: EntityRef | None = None,
-                                emission_types: list[str] | None = None) -> Iterator[EmissionEnvelope]:
-        return self.iter_emissions(start, end, entity_ref=entity_ref, emission_types=emission_types)
-
-    # -- read models -------------------------------------------------------------------------------
-    def _latest(self, query: EventQuery, limit: int | None) -> list[Envelope]:
-        if limit is not None and limit <= 0:
-            return []
-        rows = list(self.query(query, limit=limit))
-        rows.sort(key=lambda e: (e.timestamp, e.event_id), reverse=True)
-        return rows
-
-    def _ordered(self, query: EventQuery, limit: int | None = None) -> list[Envelope]:
-        rows = sorted(self.query(query), key=lambda e: (e.timestamp, e.event_id))
-        return rows[:limit] if limit is not None and limit >= 0 else rows
-
-    def get_recent_signals_by_entity(self, *, entity_ref: EntityRef, limit: int, start: datetime | None = None,
-                                     end: datetime | None = None, sources: list[str] | None = None) -> list[SignalEnvelope]:
-        """The last ``limit`` signals about an entity, newest first; reads days newest first and stops early."""
-        return self._latest(self.signal_query(start, end, newest_first=True, entity_ref=entity_ref, sources=_set(sources)), limit)
-
-    def get_last_posts_by_entity(self, *, entity_ref: EntityRef, limit: int, start: datetime | None = None,
-                                 end: datetime | None = None, sources: list[str] | None = None,
-                                 payload_types: list[str] | None = None) -> list[SignalEnvelope]:
-        types = frozenset(payload_types) if payload_types else frozenset({"SocialPostSeen"})
-        return self._latest(self.signal_query(start, end, newest_first=True, entity_ref=entity_ref, sources=_set(sources), types=types), limit)
-
-    def get_recent_signals_by_source(self, *, source: str, limit: int, start: datetime | None = None,
-                                     end: datetime | None = None, entity_ref: EntityRef | None = None) -> list[SignalEnvelope]:
-        return self._latest(self.signal_query(start, end, newest_first=True, entity_ref=entity_ref, sources=frozenset({source})), limit)
-
-    def get_latest_draft_signals(self, *, limit: int, start: datetime, end: datetime, entity_ref: EntityRef | None = None,
-                                 sources: list[str] | None = None, payload_types: list[str] | None = None) -> list[SignalEnvelope]:
-        q = self.signal_query(start, end, newest_first=True, entity_ref=entity_ref, sources=_set(sources), types=_set(payload_types))
-        return self._latest(q, limit)
-
-    def get_latest_approval_outcomes(self, *, limit: int, start: datetime, end: datetime, entity_ref: EntityRef | None = None,
-                                     emission_types: list[str] | None = None) -> list[EmissionEnvelope]:
-        q = self.emission_query(start, end, newest_first=True, entity_ref=entity_ref, types=_set(emission_types))
-        return self._latest(q, limit)
-
-    def get_top_recommendation_candidates(self, *, start: datetime, end: datetime, limit: int, entity_ref: EntityRef | None = None,
-                                          sources: list[str] | None = None, payload_types: list[str] | None = None,
-                                          score_field: str = "score", unique_by_entity: bool = True) -> list[SignalEnvelope]:
-        """Highest ``payload[score_field]`` first (ties: newer, then larger id); one per entity by default."""
-        if limit <= 0:
-            return []
-        scored = []
-        for s in self.query(self.signal_query(start, end, entity_ref=entity_ref, sources=_set(sources), types=_set(payload_types))):
-            score = s.payload.get(score_field, 0.0) if isinstance(s.payload, dict) else None
-            if isinstance(score, (int, float)):
-                scored.append((float(score), s.timestamp, s.signal_id, s))
-        scored.sort(key=lambda item: item[:3], reverse=True)
-        selected: list[SignalEnvelope] = []
-        seen: set[str] = set()
-        for *_, s in scored:
-            if unique_by_entity:
-                key = s.entity_refs[0].key if s.entity_refs else f"signal:{s.signal_id}"
-                if key in seen:
-                    continue
-                seen.add(key)
-            selected.append(s)
-            if len(selected) >= limit:
-                break
-        return selected
-
-    def get_ready_candidates(self, *, start: datetime, end: datetime, limit: int | None = None, entity_ref: EntityRef | None = None,
-                             sources: list[str] | None = None, ready_field: str = "status", ready_value: str = "READY",
-                             payload_types: list[str] | None = None) -> list[SignalEnvelope]:
-        q = self.signal_query(start, end, newest_first=True, entity_ref=entity_ref, sources=_set(sources),
-                          types=_set(payload_types), payload_equals=((ready_field, ready_value),))
-        return self._latest(q, limit if limit is not None and limit >= 0 else None)
-
-    def get_outcomes_for_window(self, *, start: datetime, end: datetime, entity_ref: EntityRef | None = None,
-                                emission_types: list[str] | None = None) -> list[EmissionEnvelope]:
-        return self._ordered(self.emission_query(start, end, entity_ref=entity_ref, types=_set(emission_types)))
+    # -- a day's ingestion, digest and health: what `musingly signals` and the signal_partitions asset do
+    def ingest(self, incoming: str | Path, day: date) -> tuple[daily.IngestReport, dict]:
+        """Store the valid signals of ``day``'s incoming files (``YYYY-MM-DD*.jsonl``), then write and
+        return the day's digest snapshot; the report names every line rejected."""
+        return daily.ingest_and_digest(self, Path(incoming), day)
 
     @staticmethod
-    def _payload_filters(**pairs) -> tuple[tuple[str, Any], ...]:
-        return tuple((k, v) for k, v in pairs.items() if v is not None)
+    def incoming_days(incoming: str | Path) -> list[date]:
+        """The days that have an incoming file."""
+        return daily.incoming_days(Path(incoming))
 
-    def get_token_signals(self, *, start: datetime, end: datetime, token_id: str | None = None, project_entity_id: str | None = None,
-                          entity_ref: EntityRef | None = None, sources: list[str] | None = None,
-                          payload_types: list[str] | None = None, limit: int | None = None) -> list[SignalEnvelope]:
-        q = self.signal_query(start, end, entity_ref=entity_ref, sources=_set(sources), types=_set(payload_types),
-                          payload_equals=self._payload_filters(token_id=token_id, project_entity_id=project_entity_id))
-        return self._ordered(q, limit)
+    def digest(self, day: date) -> dict:
+        """The day's digest: counts by source and payload type, and the most mentioned entities."""
+        return daily.day_digest(self, day)
 
-    def get_promise_signals(self, *, start: datetime, end: datetime, promise_id: str | None = None, status: str | None = None,
-                            entity_ref: EntityRef | None = None, sources: list[str] | None = None,
-                            payload_types: list[str] | None = None, limit: int | None = None) -> list[SignalEnvelope]:
-        q = self.signal_query(start, end, entity_ref=entity_ref, sources=_set(sources), types=_set(payload_types),
-                          payload_equals=self._payload_filters(promise_id=promise_id, status=status))
-        return self._ordered(q, limit)
+    def health(self, day: date) -> daily.PartitionHealth:
+        """What the per-day checks look at: repeated ids, timestamps off the day, unreadable lines."""
+        return daily.partition_health(self, day)
 
-    def get_promise_outcomes_for_window(self, *, start: datetime, end: datetime, promise_id: str | None = None, status: str | None = None,
-                                        entity_ref: EntityRef | None = None, emission_types: list[str] | None = None) -> list[EmissionEnvelope]:
-        q = self.emission_query(start, end, entity_ref=entity_ref, types=_set(emission_types),
-                            payload_equals=self._payload_filters(promise_id=promise_id, status=status))
-        return self._ordered(q)
-
-    def get_unresolved_outcome_signals(self, *, start: datetime, end: datetime, entity_ref: EntityRef | None = None,
-                                       sources: list[str] | None = None, pending_payload_types: list[str] | None = None,
-                                       success_emission_types: list[str] | None = None,
-                                       failure_emission_types: list[str] | None = None) -> list[SignalEnvelope]:
-        """Pending outcome signals that no success or failure emission names in ``caused_by`` yet."""
-        pending = _set(pending_payload_types) or DEFAULT_PENDING_OUTCOME_PAYLOAD_TYPES
-        closing = (_set(success_emission_types) or DEFAULT_SUCCESS_EMISSION_TYPES) | (_set(failure_emission_types) or DEFAULT_FAILURE_EMISSION_TYPES)
-        resolved = {e.caused_by for e in self.query(self.emission_query(start, end, entity_ref=entity_ref, types=closing))}
-        q = self.signal_query(start, end, entity_ref=entity_ref, sources=_set(sources), types=pending)
-        return sorted((s for s in self.query(q) if s.signal_id not in resolved), key=lambda s: (s.timestamp, s.signal_id))
-
-    def get_expired_outcome_signals(self, *, now: datetime, start: datetime, end: datetime, entity_ref: EntityRef | None = None,
-                                    sources: list[str] | None = None, pending_payload_types: list[str] | None = None,
-                                    success_emission_types: list[str] | None = None, failure_emission_types: list[str] | None = None,
-                                    expires_at_field: str = "expires_at") -> list[SignalEnvelope]:
-        unresolved = self.get_unresolved_outcome_signals(
-            start=start, end=end, entity_ref=entity_ref, sources=sources, pending_payload_types=pending_payload_types,
-            success_emission_types=success_emission_types, failure_emission_types=failure_emission_types)
-        return [s for s in unresolved if _expired(s, expires_at_field, ensure_utc(now))]
-
-    def get_outcome_window_buckets(self, *, now: datetime, start: datetime, end: datetime, entity_ref: EntityRef | None = None,
-                                   sources: list[str] | None = None, pending_payload_types: list[str] | None = None,
-                                   success_emission_types: list[str] | None = None, failure_emission_types: list[str] | None = None,
-                                   expires_at_field: str = "expires_at") -> dict[str, list]:
-        """``pending`` (unresolved, not expired), ``expired``, ``success`` and ``failure`` emissions."""
-        success_types = _set(success_emission_types) or DEFAULT_SUCCESS_EMISSION_TYPES
-        failure_types = _set(failure_emission_types) or DEFAULT_FAILURE_EMISSION_TYPES
-        unresolved = self.get_unresolved_outcome_signals(
-            start=start, end=end, entity_ref=entity_ref, sources=sources, pending_payload_types=pending_payload_types,
-            success_emission_types=list(success_types), failure_emission_types=list(failure_types))
-        now_utc = ensure_utc(now)
-        expired = [s for s in unresolved if _expired(s, expires_at_field, now_utc)]
-        expired_ids = {s.signal_id for s in expired}
-        return {
-            "pending": [s for s in unresolved if s.signal_id not in expired_ids],
-            "expired": expired,
-            "success": self._ordered(self.emission_query(start, end, entity_ref=entity_ref, types=success_types)),
-            "failure": self._ordered(self.emission_query(start, end, entity_ref=entity_ref, types=failure_types)),
-        }
+    def stats(self, day: date | None = None) -> dict[str, Any]:
+        """``{"days": [{"day", "signals"}, ...]}``, or with ``day`` its digest snapshot (computed if none was written)."""
+        if day is not None:
+            return self.read_daily_digest_snapshot(day) or {"day": day.isoformat(), "digest": self.digest(day)}
+        return {"days": [{"day": d.isoformat(), "signals": len(self.read_partition("signal", d, warn=False).envelopes)}
+                         for d in self.days("signal")]}
 
     # -- checkpoints -------------------------------------------------------------------------------
     def build_signal_checkpoint(self, processed_signals: Iterable[SignalEnvelope]) -> ReplayCheckpoint | None:
@@ -426,17 +290,3 @@ class EventStore(ABC):
 
     def read_credibility_snapshot(self, day: date | datetime | str) -> dict[str, Any] | None:
         return self._get_document("snapshots", f"credibility__{_day_token(day)}")
-
-
-def _expired(signal: SignalEnvelope, field: str, now: datetime) -> bool:
-    if not isinstance(signal.payload, dict):
-        return False
-    raw = signal.payload.get(field)
-    if isinstance(raw, datetime):
-        return ensure_utc(raw) < now
-    if isinstance(raw, str):
-        try:
-            return parse_timestamp(raw) < now
-        except ValueError:
-            return False
-    return False

@@ -37,3 +37,13 @@ def test_user_mistakes_are_one_line(tmp_path, capsys):
     (tmp_path / "in" / "2026-02-05.jsonl").write_text('{"signal_id": "x", "timestamp": "2026-02-05T00:00:00"}\n')
     assert main(["signals", "ingest", "--all", "--store", str(tmp_path / "ws"), "--incoming", str(tmp_path / "in")]) == 1
     assert "SIGNAL_NAIVE_TIMESTAMP" in capsys.readouterr().err
+
+
+def test_store_refusals_print_their_code_and_json(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert main(["signals", "stats", "--store", str(tmp_path / "file"), "--json"]) == 1
+    out = capsys.readouterr()
+    assert out.err.startswith("musingly signals: SIGNAL_STORE_NOT_DIRECTORY: ")
+    assert json.loads(out.out)["error"]["code"] == "SIGNAL_STORE_NOT_DIRECTORY"
+    assert main(["signals", "replay", "--store", str(tmp_path / "ws"), "--since", "2026-02-06", "--until", "2026-02-05"]) == 1
+    assert "SIGNAL_WINDOW_INVALID" in capsys.readouterr().err

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from musingly_pipeline.signals import EmissionEnvelope, EntityRef, FileSystemStore, InvalidEnvelope, SignalEnvelope
-from musingly_pipeline.signals import file_store, id_index
-from musingly_pipeline.signals.id_index import id_hash, id_hashes
+from musingly_pipeline.signals import id_index
+from musingly_pipeline.signals.id_hashes import id_hash, id_hashes
 from musingly_pipeline_tests.signals.conftest import ALICE, DAY, signal
 
 END = DAY + timedelta(days=10)
@@ -52,11 +52,13 @@ def _expected(batches, root: Path):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(batches=st.lists(st.lists(ENVELOPES, min_size=1, max_size=12), min_size=1, max_size=3), durable=st.booleans())
-def test_batch_writes_match_a_plain_model_of_the_store(batches, durable):
+@given(batches=st.lists(st.lists(ENVELOPES, min_size=1, max_size=12), min_size=1, max_size=3), durable=st.booleans(),
+       io_threads=st.sampled_from([0, 4]))
+def test_batch_writes_match_a_plain_model_of_the_store(batches, durable, io_threads):
+    """With worker threads (the fast path) or without (every write inline, in order): the same results and files."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        store = FileSystemStore(root, durable=durable)
+        store = FileSystemStore(root, durable=durable, io_threads=io_threads)
         expected_results, expected_lines = _expected(batches, root)
         assert [[tuple(r) for r in store.write_signals(b)] for b in batches] == expected_results
         files = sorted((root / "store" / "signals").glob("*.jsonl"))
@@ -117,9 +119,16 @@ def test_an_index_written_by_the_previous_format_is_rebuilt(tmp_path):
     assert index.read_bytes()[:8] == id_index.MAGIC
 
 
-def test_recent_entries_merge_into_the_main_index(tmp_path, monkeypatch):
-    monkeypatch.setattr(id_index, "MERGE_THRESHOLD", 25)
-    store = FileSystemStore(tmp_path, durable=False)
+def index_settings(store: FileSystemStore, **settings) -> FileSystemStore:
+    """``store`` with its id indexes' ``hash_ids`` or ``merge_threshold`` set (see IdIndex)."""
+    for index in store._indexes.values():
+        for name, value in settings.items():
+            setattr(index, name, value)
+    return store
+
+
+def test_recent_entries_merge_into_the_main_index(tmp_path):
+    store = index_settings(FileSystemStore(tmp_path, durable=False), merge_threshold=25)
     for start in range(0, 200, 20):
         batch = [signal(i, DAY + timedelta(hours=i % 72)) for i in range(start, start + 20)] + [signal(start // 2)]
         results = store.write_signals(batch)
@@ -132,17 +141,17 @@ def test_recent_entries_merge_into_the_main_index(tmp_path, monkeypatch):
 def test_a_failed_write_leaves_the_ids_unstored(tmp_path, monkeypatch):
     store = FileSystemStore(tmp_path)
     batch = [signal(i, DAY + timedelta(days=i % 3)) for i in range(9)]
-    real = file_store._write_all
+    real = os.write
 
-    def failing(fd, data):
+    def failing(fd, data):  # the disk fills up under one day file
         if os.readlink(f"/proc/self/fd/{fd}").endswith("2026-02-06.jsonl"):
             raise OSError(28, "No space left on device")
-        real(fd, data)
+        return real(fd, data)
 
-    monkeypatch.setattr(file_store, "_write_all", failing)
+    monkeypatch.setattr(os, "write", failing)
     with pytest.raises(OSError, match="No space"):
         store.write_signals(batch)
-    monkeypatch.setattr(file_store, "_write_all", real)
+    monkeypatch.setattr(os, "write", real)
     # the other days' lines may be on disk; the failed day's ids are not taken as stored
     results = store.write_signals(batch)
     assert {r.event_id for r in results if r.written} >= {e.signal_id for e in batch if e.day == (DAY + timedelta(days=1)).date()}
@@ -191,19 +200,21 @@ def test_the_index_lookup_reads_every_entry_of_a_hash(tmp_path):
 
 
 @pytest.mark.parametrize("distinct_hashes", [1, 3])
-def test_ids_sharing_a_hash_are_told_apart(tmp_path, monkeypatch, distinct_hashes):
+def test_ids_sharing_a_hash_are_told_apart(tmp_path, distinct_hashes):
     """Every id hashed to one of a few values: the entries this store object appended are confirmed by
     the ids it kept, those of another store object by reading the lines; results as with real hashes."""
-    monkeypatch.setattr(file_store, "id_hashes", lambda ids: np.array([len(i) % distinct_hashes for i in ids], np.uint64))
-    monkeypatch.setattr(id_index, "MERGE_THRESHOLD", 30)  # also merged into the main arrays on the way
+    def colliding(store):  # also merged into the main arrays on the way
+        return index_settings(store, hash_ids=lambda ids: np.array([len(i) % distinct_hashes for i in ids], np.uint64),
+                              merge_threshold=30)
+
     batches = [[signal(i, DAY + timedelta(hours=i % 50)) for i in range(start, start + 12)] + [signal(start // 3), signal(start)]
                for start in range(0, 120, 12)]
-    store = FileSystemStore(tmp_path, durable=False)
+    store = colliding(FileSystemStore(tmp_path, durable=False))
     expected_results, expected_lines = _expected(batches, tmp_path)
     assert [[tuple(r) for r in store.write_signals(b)] for b in batches] == expected_results
     assert {p.name: p.read_bytes() for p in (tmp_path / "store" / "signals").glob("*.jsonl")} == \
            {f"{d.isoformat()}.jsonl": b"".join(v) for d, v in expected_lines.items()}
-    other = FileSystemStore(tmp_path, durable=False)
+    other = colliding(FileSystemStore(tmp_path, durable=False))
     for batch, results in zip(batches, expected_results):
         assert [(r.event_id, r.day, r.written) for r in other.write_signals(batch)] == [(i, d, False) for i, d, _, _ in results]
     assert [r.written for r in store.write_signals([signal(500), signal(7), signal(501)])] == [True, False, True]

@@ -1,4 +1,5 @@
-"""The batch encoder (orjson over the models' field dicts) writes exactly pydantic's bytes, or steps aside."""
+"""The batch encoder (orjson over the models' field dicts) writes exactly pydantic's bytes, or steps aside;
+the lines cut from it are those of the plain encoder (each envelope's own ``to_json_bytes``)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,7 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
 from musingly_pipeline.signals import EmissionEnvelope, EntityRef, FileSystemStore, SignalEnvelope
-from musingly_pipeline.signals import file_store
-from musingly_pipeline.signals.envelope_json import dump_envelopes
+from musingly_pipeline.signals.envelope_json import dump_envelopes, encode_lines, encode_lines_plain
 from musingly_pipeline.signals.envelopes import TraceContext
 from musingly_pipeline_tests.signals.conftest import DAY, signal
 
@@ -56,8 +56,9 @@ def _check(kind, envelopes):
     fast = dump_envelopes(kind, envelopes)
     assert fast is None or fast == expected
     # and the lines the store cuts from either encoder's output are each envelope's own JSON
-    data, starts, sizes = file_store._serialize(kind, envelopes)
-    assert [data[a:a + b] for a, b in zip(starts.tolist(), sizes.tolist())] == [e.to_json_bytes() for e in envelopes]
+    for encode in (encode_lines, encode_lines_plain):
+        data, starts, sizes = encode(kind, envelopes)
+        assert [data[a:a + b] for a, b in zip(starts.tolist(), sizes.tolist())] == [e.to_json_bytes() for e in envelopes]
     return fast
 
 

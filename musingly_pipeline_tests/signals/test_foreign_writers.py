@@ -18,8 +18,6 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
-
 from musingly_pipeline.signals import FileSystemStore
 from musingly_pipeline_tests.signals.conftest import DAY, signal
 
@@ -41,36 +39,33 @@ def foreign_append(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
-@pytest.fixture
-def between_open_and_write(monkeypatch):
-    """``between_open_and_write(data)``: the next batch's day file gets ``data`` appended by a foreign
-    writer after the store opened it and before the store's own write lands."""
-    pending: list[bytes] = []
-    original = FileSystemStore._open_partition
+def between_open_and_write(store: FileSystemStore, data: bytes) -> None:
+    """The next batch of ``store`` gets ``data`` appended to its day file by a foreign writer after the
+    store opened the file and before the store's own write lands."""
+    original = store._open_partition
 
-    def open_partition(self, kind, day):
-        opened = original(self, kind, day)
-        if pending:
-            foreign_append(self.partition_path(kind, day), pending.pop())
+    def open_partition(kind, day):
+        opened = original(kind, day)
+        foreign_append(store.partition_path(kind, day), data)
+        store._open_partition = original  # once
         return opened
 
-    monkeypatch.setattr(FileSystemStore, "_open_partition", open_partition)
-    return pending.append
+    store._open_partition = open_partition
 
 
-def test_a_line_glued_onto_a_foreign_torn_line_is_not_acknowledged(tmp_path, between_open_and_write):
+def test_a_line_glued_onto_a_foreign_torn_line_is_not_acknowledged(tmp_path):
     store = FileSystemStore(tmp_path)
     store.write_signals([signal(i) for i in range(3)])
-    between_open_and_write(b'{"signal_id": "torn-by-a-foreign-writer", "payl')
+    between_open_and_write(store, b'{"signal_id": "torn-by-a-foreign-writer", "payl')
     results = store.write_signals([signal(i) for i in range(3, 8)])
     assert [r.written for r in results] == [True] * 5
     assert stored_ids(tmp_path) == Counter(f"s-{i}" for i in range(8))  # s-3 used to be glued, unreadable
 
 
-def test_a_foreign_line_landing_before_a_batch_leaves_no_stale_offsets(tmp_path, between_open_and_write):
+def test_a_foreign_line_landing_before_a_batch_leaves_no_stale_offsets(tmp_path):
     store = FileSystemStore(tmp_path)
     store.write_signals([signal(i) for i in range(3)])
-    between_open_and_write(signal("foreign").to_line().encode() + b"\n")
+    between_open_and_write(store, signal("foreign").to_line().encode() + b"\n")
     assert all(r.written for r in store.write_signals([signal(i) for i in range(3, 8)]))
     # the same ids again: the index must find every one (its offsets used to point one line early)
     assert not any(r.written for r in store.write_signals([signal(i) for i in range(8)]))
@@ -85,11 +80,11 @@ _KILLED_AFTER_A_RACED_WRITE = textwrap.dedent("""
     workspace = sys.argv[1]
     store = FileSystemStore(workspace)
     store.write_signals([make(i) for i in range(10, 20)])
-    original, fsync = FileSystemStore._open_partition, os.fsync
+    original, fsync = store._open_partition, os.fsync
 
-    def open_partition(self, kind, day):  # a foreign line, as long as ours, lands first
-        opened = original(self, kind, day)
-        with open(self.partition_path(kind, day), "ab") as f:
+    def open_partition(kind, day):  # a foreign line, as long as ours, lands first
+        opened = original(kind, day)
+        with open(store.partition_path(kind, day), "ab") as f:
             f.write(make(99).to_line().encode() + b"\\n")
         return opened
 
@@ -97,7 +92,7 @@ _KILLED_AFTER_A_RACED_WRITE = textwrap.dedent("""
         fsync(fd)
         os.kill(os.getpid(), signal.SIGKILL)
 
-    FileSystemStore._open_partition = open_partition
+    store._open_partition = open_partition
     os.fsync = fsync_then_die
     store.write_signals([make(i) for i in range(20, 30)])
 """)

@@ -14,7 +14,7 @@ import dagster as dg
 
 from musingly_pipeline.defs.signals.partitions import signal_days
 from musingly_pipeline.defs.signals.resources import SignalStoreResource
-from musingly_pipeline.signals.ingest import PartitionHealth, ingest_and_digest, partition_health
+from musingly_pipeline.signals import PartitionHealth
 from musingly_pipeline.validation.report import markdown_table
 
 # backfill_policy is beta and partitioned checks are preview in Dagster 1.13; both are what the issue asks
@@ -36,7 +36,7 @@ def signal_partitions(context: dg.AssetExecutionContext, signal_store: SignalSto
     totals = {"signals_written": 0, "duplicates_skipped": 0, "lines_rejected": 0}
     with signal_store.open() as store:
         for key in keys:
-            report, digest = ingest_and_digest(store, signal_store.incoming_dir, date.fromisoformat(key))
+            report, digest = store.ingest(signal_store.incoming_dir, date.fromisoformat(key))
             day = {
                 "incoming_files": len(report.files),
                 "lines_read": report.lines,
@@ -64,7 +64,7 @@ def _per_day(context: dg.AssetCheckExecutionContext, check: str, signal_store: S
     """Judge each day of the run; a one-day run's result is that day's. Over a range, each day's
     result is recorded for its partition, and the returned result sums them up for the run."""
     with signal_store.open() as store:
-        results = {key: judge(partition_health(store, date.fromisoformat(key))) for key in context.partition_keys}
+        results = {key: judge(store.health(date.fromisoformat(key))) for key in context.partition_keys}
     if len(results) == 1:
         return next(iter(results.values()))
     for key, result in results.items():
