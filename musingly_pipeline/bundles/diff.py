@@ -117,9 +117,10 @@ def diff_snapshots(conn: psycopg.Connection, from_id: uuid.UUID | str | None = N
     if last_promotion:
         source = snapshot_row(conn, target.previous_id) if target.previous_id else None
         if source is None and _published_before(conn, target):
-            raise SnapshotError("DIFF_NOTHING_TO_COMPARE", f"there is no ready snapshot, and the current snapshot "
-                                f"{target.version_label} records no snapshot it replaced (that one was deleted by cleanup, or this one came back "
-                                "by a rollback); name two snapshots from `musingly snapshots`")
+            raise SnapshotError(
+                "DIFF_NOTHING_TO_COMPARE", f"there is no ready snapshot, and the current snapshot {target.version_label} "
+                "records no snapshot it replaced (that one was deleted by cleanup, or this one came back by a "
+                "rollback); name two snapshots from `musingly snapshots`")
     elif from_id is None:
         source = current_row(conn)
     else:

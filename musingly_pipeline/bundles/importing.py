@@ -120,7 +120,7 @@ def import_bundle(url: str | None, bundle: ImportBundle, options: ImportOptions,
     with session(url) as conn:
         planned = plan(conn, bundle, removals, options, report)
         result = load(conn, planned, options, started)
-        result = finalize(conn, result, options.promote)
+        result = finalize(conn, result, options.promote, started)
     return record(signals, result, started_at, options.promote)
 
 
@@ -216,7 +216,8 @@ class _SameContent(Exception):
 
 
 def _load_or_reuse(conn: psycopg.Connection, import_id: uuid.UUID, planned: Plan, progress: Progress | None,
-                   check: ValidationReport | None, force: bool) -> tuple[uuid.UUID, dict[str, int], str, bool, str] | None:
+                   check: ValidationReport | None, force: bool,
+                   ) -> tuple[uuid.UUID, dict[str, int], str, bool, str] | None:
     """One transaction: load the plan as a new ready snapshot, or reuse one with the same content;
     (snapshot id, counts, content hash, reused, log status). ``None``: the snapshot to reuse was
     deleted between finding it and locking it, and this load is rolled back (load again)."""
@@ -269,13 +270,13 @@ def _load_or_reuse(conn: psycopg.Connection, import_id: uuid.UUID, planned: Plan
         return snapshot_id, counts, digest, True, status
 
 
-def finalize(conn: psycopg.Connection, result: ImportResult, promote: bool) -> ImportResult:
+def finalize(conn: psycopg.Connection, result: ImportResult, promote: bool, started: float) -> ImportResult:
     """With ``promote``, make the import's snapshot current (its own transaction)."""
     if not promote:
         return result
     with refusals({"P0002": "IMPORT_NOT_FOUND"}), conn.transaction():
         conn.execute("SELECT promote_import(%s, %s)", (result.import_id, result.snapshot_id))
-    return replace(result, status="promoted")
+    return replace(result, status="promoted", seconds=time.perf_counter() - started)
 
 
 def record(signals: EventStore | None, result: ImportResult, started_at: datetime, promote: bool) -> ImportResult:

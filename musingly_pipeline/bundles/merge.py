@@ -36,8 +36,8 @@ def parse_removal(text: str) -> tuple[str, str]:
     kind, key = kind.strip(), key.strip()
     if not sep or kind not in ENTITY_KINDS or not key:
         raise RemovalError(
-            "IMPORT_REMOVAL_INVALID", f"cannot read removal {text!r}; write KIND:SLUG (sparks:old-lesson) or KIND:A->B for links and "
-            f"junctions (spark_links:a->b); KIND is one of {', '.join(ENTITY_KINDS)}")
+            "IMPORT_REMOVAL_INVALID", f"cannot read removal {text!r}; write KIND:SLUG (sparks:old-lesson) or KIND:A->B "
+            f"for links and junctions (spark_links:a->b); KIND is one of {', '.join(ENTITY_KINDS)}")
     if kind in _JUNCTION_SEPARATOR:
         parts = _PAIR_SEPARATOR.split(key)
         if len(parts) != 2 or not all(parts):
@@ -57,7 +57,8 @@ def merge_bundles(base: ImportBundle, patch: ImportBundle, remove: Iterable[tupl
     removed_slugs: dict[str, set[str]] = {kind: set() for kind in _ENTITY_KINDS}
     for kind, key in remove:
         if rows[kind].pop(key, None) is None:
-            raise RemovalError("IMPORT_REMOVAL_NOT_FOUND", f"cannot remove {kind} `{key}`: the current snapshot has no such row")
+            raise RemovalError("IMPORT_REMOVAL_NOT_FOUND",
+                               f"cannot remove {kind} `{key}`: the current snapshot has no such row")
         if kind in removed_slugs:
             removed_slugs[kind].add(key)
     for kind, dependents in _DEPENDENT_ROWS.items():

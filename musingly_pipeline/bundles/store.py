@@ -100,8 +100,8 @@ class SnapshotStore:
         """Promote an import's ready snapshot to current (``latest``: the newest ready import's);
         records the ``promoted`` lifecycle signal."""
         if import_id is not None and latest:
-            raise SnapshotError("PROMOTE_TARGET_AMBIGUOUS", "name the import to promote or ask for the latest, "
-                                "not both (IMPORT_ID or --latest; `import_id` or `latest: true` in Dagster)", usage=True)
+            raise SnapshotError("PROMOTE_TARGET_AMBIGUOUS", "name the import to promote or ask for the latest, not "
+                                "both (IMPORT_ID or --latest; `import_id` or `latest: true` in Dagster)", usage=True)
         if import_id is None and not latest:
             raise SnapshotError("PROMOTE_TARGET_MISSING", "name the import to promote (an import id from "
                                 "`musingly imports`), or ask for the latest ready one (--latest; `latest: true` in "
