@@ -7,7 +7,7 @@ In one run, each on a fresh content database, rounds interleaved, the median of 
 * dagster: the ``import_bundle`` job's assets for the file's partition (raw_bundle, validated_bundle,
   draft_snapshot and their checks), run in process on a Dagster instance whose storage is
   PostgreSQL (as in ``musingly pipeline``); timed around the run;
-* domain: ``storage.snapshots.import_bundle_file`` called in process, what both faces call.
+* domain: ``SnapshotStore.import_file`` called in process, what both faces call.
 
 Prints each figure and the ratios dagster/cli (aim: at most 1.15) and dagster/domain (what Dagster's
 own bookkeeping costs). Usage: python bench/dagster_chain.py [--sparks 50000] [--rounds 3]
@@ -36,7 +36,7 @@ from musingly_pipeline.storage.database import (  # noqa: E402
     drop_database,
     sqlalchemy_url,
 )
-from musingly_pipeline.synthetic import write_bundle  # noqa: E402
+from musingly_pipeline.bundles.synthetic import write_bundle  # noqa: E402
 
 
 def fresh(server: str, made: list[str]) -> str:
@@ -76,10 +76,10 @@ def dagster_chain(url: str, path: Path, data: Path, instance) -> float:
 
 def domain_import(url: str, path: Path, data: Path) -> float:
     from musingly_pipeline.signals import FileSystemStore
-    from musingly_pipeline.storage import snapshots
+    from musingly_pipeline.bundles import SnapshotStore
 
     started = time.perf_counter()
-    snapshots.import_bundle_file(url, path, signals=FileSystemStore(data / "signals"))
+    SnapshotStore(url, signals=FileSystemStore(data / "signals")).import_file(path)
     return time.perf_counter() - started
 
 

@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from musingly_pipeline.storage import snapshots  # noqa: E402
+from musingly_pipeline.bundles import SnapshotStore  # noqa: E402
 from musingly_pipeline.storage.database import create_database, drop_database, embedded_url, sqlalchemy_url  # noqa: E402
-from musingly_pipeline.synthetic import write_bundle  # noqa: E402
+from musingly_pipeline.bundles.synthetic import write_bundle  # noqa: E402
 from musingly_pipeline_tests.operations.distributed import Deployment, broker_vhost  # noqa: E402
 
 
@@ -39,11 +39,11 @@ def one(workers: int, files: list[Path], server: str, root: Path) -> float:
                     deployment.start_worker(f"w{i + 1}")
                 deployment.start_daemon()
                 deployment.wait_ready([f"w{i + 1}" for i in range(workers)] + ["daemon"])
-                snapshots.list_snapshots(content)  # migrated before the clock starts
+                SnapshotStore(content).list_snapshots()  # migrated before the clock starts
                 started = time.monotonic()
                 for i, path in enumerate(files):
                     deployment.push(path, f"bundle-{i}.json")
-                while len([s for s in snapshots.list_snapshots(content) if s.status == "ready"]) < len(files):
+                while len([s for s in SnapshotStore(content).list_snapshots() if s.status == "ready"]) < len(files):
                     failed = [r for r in deployment.runs() if r.is_finished and r.status.value != "SUCCESS"]
                     assert not failed, failed
                     time.sleep(0.5)

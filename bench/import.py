@@ -36,16 +36,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from musingly_core.bundle_file import validate_bundle_file  # noqa: E402
 from musingly_core.models import ENTITY_KINDS, ImportBundle  # noqa: E402
 
-from musingly_pipeline.storage import snapshots as store  # noqa: E402
+from musingly_pipeline.bundles import SnapshotStore  # noqa: E402
 from musingly_pipeline.storage.database import (  # noqa: E402
     connect,
     create_database,
     database_url,
     drop_database,
 )
-from musingly_pipeline.storage.loader import TABLES, copy_rows, table_rows  # noqa: E402
+from musingly_pipeline.bundles.loader import TABLES, copy_rows, table_rows  # noqa: E402
 from musingly_pipeline.storage.migrations import migrate  # noqa: E402
-from musingly_pipeline.synthetic import write_bundle  # noqa: E402
+from musingly_pipeline.bundles.synthetic import write_bundle  # noqa: E402
 
 
 def guide_import(url: str, bundle: ImportBundle) -> int:
@@ -232,7 +232,7 @@ def main() -> None:
             small = write_bundle(Path(tmp) / "small.json", 150, content_bytes=args.content_bytes, version_label="small")
             size_mb = big.stat().st_size / 2**20
 
-            ours, t_ours = timed(lambda: store.import_bundle_file(url, big, force=True))
+            ours, t_ours = timed(lambda: SnapshotStore(url).import_file(big, force=True))
             rows = sum(ours.entity_counts.values())
             checked, t_validate = timed(lambda: validate_bundle_file(big))
             bundle = checked.bundle
@@ -266,24 +266,24 @@ def main() -> None:
                   "partitions; ours indexes each partition after its COPY)")
 
             # promote / rollback: a pointer flip, whatever the size
-            small_result = store.import_bundle_file(url, small, allow_shrink=True)
+            small_result = SnapshotStore(url).import_file(small, allow_shrink=True)
             small_rows = sum(small_result.entity_counts.values())
-            _, t_promote_small = timed(lambda: store.promote(url, small_result.import_id))
-            _, t_promote_big = timed(lambda: store.promote(url, ours.import_id))
-            _, t_rollback_big = timed(lambda: store.rollback(url))  # back to small
+            _, t_promote_small = timed(lambda: SnapshotStore(url).promote(small_result.import_id))
+            _, t_promote_big = timed(lambda: SnapshotStore(url).promote(ours.import_id))
+            _, t_rollback_big = timed(lambda: SnapshotStore(url).rollback())  # back to small
             # make the large snapshot current again through a fresh promotion of an identical copy
-            big2 = store.import_bundle(url, bundle, force=True, validated=True, allow_shrink=True)
-            store.promote(url, big2.import_id)
-            small2 = store.import_bundle_file(url, small, force=True, allow_shrink=True)
-            _, t_promote_small2 = timed(lambda: store.promote(url, small2.import_id))
-            _, t_rollback_small = timed(lambda: store.rollback(url))  # back to big2
+            big2 = SnapshotStore(url).import_bundle(bundle, force=True, validated=True, allow_shrink=True)
+            SnapshotStore(url).promote(big2.import_id)
+            small2 = SnapshotStore(url).import_file(small, force=True, allow_shrink=True)
+            _, t_promote_small2 = timed(lambda: SnapshotStore(url).promote(small2.import_id))
+            _, t_rollback_small = timed(lambda: SnapshotStore(url).rollback())  # back to big2
             print(f"promote  {small_rows}-row snapshot: {t_promote_small2 * 1000:7.1f} ms (first: "
                   f"{t_promote_small * 1000:.1f} ms);  {rows}-row snapshot: {t_promote_big * 1000:7.1f} ms")
             print(f"rollback to {small_rows}-row snapshot: {t_rollback_big * 1000:7.1f} ms;  "
                   f"to {rows}-row snapshot: {t_rollback_small * 1000:7.1f} ms  (each includes connect + migration check)")
 
             patch = changed_sparks_patch(bundle, 100)
-            merged, t_merge = timed(lambda: store.import_bundle(url, patch, merge=True))
+            merged, t_merge = timed(lambda: SnapshotStore(url).import_bundle(patch, merge=True))
             assert merged.entity_counts["sparks"] == args.sparks and not merged.reused
             print(f"merge of 100 changed sparks onto the {args.sparks}-spark current snapshot: {t_merge:.2f}s "
                   f"(full import end to end: {t_ours:.2f}s, ratio {t_merge / t_ours:.2f})")

@@ -1,6 +1,6 @@
 """Benchmark: a generator's work with musingly-core against plain ``json`` on the same data, in one run.
 
-The data is a synthetic 100k-spark bundle (``musingly_pipeline.synthetic``: ~1 KB of Markdown per
+The data is a synthetic 100k-spark bundle (``musingly_pipeline.bundles.synthetic``: ~1 KB of Markdown per
 spark, ~300k prerequisite links, ~700k rows in all) as plain dicts. Measured, in this process:
 
 * write, baseline ``json.dumps``: ``json.dumps`` of the dicts (C encoder) and writing the text;
@@ -52,7 +52,7 @@ from musingly_core.models import (  # noqa: E402
     TrailImport,
 )
 
-from musingly_pipeline.synthetic import bundle_entities  # noqa: E402
+from musingly_pipeline.bundles.synthetic import bundle_entities  # noqa: E402
 
 MODELS = {
     "domains": DomainImport, "trails": TrailImport, "concepts": ConceptImport, "sparks": SparkImport,

@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--file", type=Path, help="reuse this bundle instead of generating one")
     args = parser.parse_args()
 
-    from musingly_pipeline.synthetic import write_bundle
+    from musingly_pipeline.bundles.synthetic import write_bundle
 
     with tempfile.TemporaryDirectory() as tmp:
         path = args.file or write_bundle(Path(tmp) / "bundle.json", args.sparks, content_bytes=args.content_bytes)

@@ -56,7 +56,32 @@ class MusinglyError(Exception):
 # code -> category, one section per area. Add an area's codes in its own section.
 PIPELINE_CODES: dict[str, Enum] = {
     # --- Bundles and the snapshot store (musingly_pipeline.bundles) ---
+    "IMPORT_BUNDLE_INVALID": PipelineCategory.storage,
+    "IMPORT_SHA256_MISMATCH": PipelineCategory.storage,
+    "IMPORT_SHRINK_REFUSED": PipelineCategory.storage,
+    "IMPORT_NOTHING_TO_MERGE": PipelineCategory.storage,
+    "IMPORT_REMOVE_WITHOUT_MERGE": PipelineCategory.storage,
+    "IMPORT_REMOVAL_INVALID": PipelineCategory.storage,
+    "IMPORT_REMOVAL_NOT_FOUND": PipelineCategory.storage,
     "IMPORT_BASE_DELETED": PipelineCategory.storage,
+    "IMPORT_ID_INVALID": PipelineCategory.storage,
+    "IMPORT_NOT_FOUND": PipelineCategory.storage,
+    "PROMOTE_TARGET_MISSING": PipelineCategory.storage,
+    "PROMOTE_TARGET_AMBIGUOUS": PipelineCategory.storage,
+    "PROMOTE_NOTHING_READY": PipelineCategory.storage,
+    "SNAPSHOT_ID_INVALID": PipelineCategory.storage,
+    "SNAPSHOT_NOT_FOUND": PipelineCategory.storage,
+    "SNAPSHOT_NOT_READY": PipelineCategory.storage,
+    "SNAPSHOT_NOT_DRAFT": PipelineCategory.storage,
+    "ROLLBACK_REFUSED": PipelineCategory.storage,
+    "CLEANUP_KEEP_INVALID": PipelineCategory.storage,
+    "DIFF_NOTHING_TO_COMPARE": PipelineCategory.storage,
+    "SNAPSHOT_REFUSED": PipelineCategory.storage,
+    "LIFECYCLE_SIGNAL_NOT_WRITTEN": PipelineCategory.signals,
+    "STAGED_BUNDLE_MISSING": PipelineCategory.storage,
+    "STAGED_BUNDLE_DAMAGED": PipelineCategory.storage,
+    "PUSH_NAME_INVALID": PipelineCategory.api,
+    "PUSH_TOO_LARGE": PipelineCategory.api,
 
 
     # --- Seed units (musingly_pipeline.seed_units): unit files, users.json, seed folders ---

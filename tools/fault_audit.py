@@ -39,16 +39,16 @@ sys.path.insert(0, str(ROOT))
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 
 from musingly_pipeline.signals import FileSystemStore  # noqa: E402
-from musingly_pipeline.storage import snapshots as store  # noqa: E402
+from musingly_pipeline.bundles import ImportRefused, SnapshotError, SnapshotStore  # noqa: E402
 from musingly_pipeline.storage.database import connect, create_database, drop_database, embedded_url  # noqa: E402
-from musingly_pipeline.synthetic import write_bundle  # noqa: E402
+from musingly_pipeline.bundles.synthetic import write_bundle  # noqa: E402
 from musingly_pipeline_tests.signals.conftest import DAY, signal as make_signal  # noqa: E402
 from musingly_pipeline_tests.signals.test_foreign_writers import _FOREIGN_WRITER  # noqa: E402
-from musingly_pipeline_tests.storage.bundle_mutations import check_agreement, mutated_bundle  # noqa: E402
-from musingly_pipeline_tests.storage.helpers import HOTFIX, assert_consistent, bundle, variant  # noqa: E402
-from musingly_pipeline_tests.storage.test_faults import _IMPORTER  # noqa: E402
+from musingly_pipeline_tests.bundles.bundle_mutations import check_agreement, mutated_bundle  # noqa: E402
+from musingly_pipeline_tests.bundles.helpers import HOTFIX, assert_consistent, bundle, variant  # noqa: E402
+from musingly_pipeline_tests.bundles.test_faults import _IMPORTER  # noqa: E402
 
-REFUSALS = (store.SnapshotError, store.ImportRefused)
+REFUSALS = (SnapshotError, ImportRefused)
 
 
 def mutations(url: str, count: int) -> dict:
@@ -78,8 +78,8 @@ def mutations(url: str, count: int) -> dict:
 def kills(url: str, count: int) -> dict:
     stages = ["hashing", "domains", "trails", "concepts", "sparks", "beacons", "concept_sparks",
               "spark_beacons", "spark_links", "concept_links"]
-    base = store.import_bundle(url, bundle("base"), promote=True)
-    before = store.snapshot_row_counts(url, base.snapshot_id)
+    base = SnapshotStore(url).import_bundle(bundle("base"), promote=True)
+    before = SnapshotStore(url).snapshot_row_counts(base.snapshot_id)
     outcomes: collections.Counter = collections.Counter()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with tempfile.TemporaryDirectory() as tmp:
@@ -90,7 +90,7 @@ def kills(url: str, count: int) -> dict:
             outcomes["killed" if done.returncode == -signal.SIGKILL else f"exit {done.returncode}"] += 1
             deadline = time.monotonic() + 10  # until the server has seen the dead client's socket close
             while True:
-                logs = [log for log in store.list_imports(url, limit=1000) if log.version_label != "base"]
+                logs = [log for log in SnapshotStore(url).list_imports(limit=1000) if log.version_label != "base"]
                 left = sum(log.status in ("pending", "importing") for log in logs)
                 if not left or time.monotonic() > deadline:
                     break
@@ -100,14 +100,14 @@ def kills(url: str, count: int) -> dict:
             with connect(url) as conn:
                 outcomes["partial snapshots"] += conn.execute(
                     "SELECT count(*) FROM snapshots WHERE id <> %s", (base.snapshot_id,)).fetchone()[0]
-            current = store.current_snapshot(url)
+            current = SnapshotStore(url).current_snapshot()
             outcomes["current snapshot changed"] += current.id != base.snapshot_id or \
-                store.snapshot_row_counts(url, base.snapshot_id) != before
+                SnapshotStore(url).snapshot_row_counts(base.snapshot_id) != before
     return {"kills": count, **outcomes}
 
 
 def races(url: str, seconds: float) -> dict:
-    store.import_bundle(url, bundle("race-base"), promote=True)
+    SnapshotStore(url).import_bundle(bundle("race-base"), promote=True)
     stop = time.monotonic() + seconds
     outcomes = collections.Counter({"unhandled errors": 0})
     failures: list[str] = []
@@ -126,16 +126,16 @@ def races(url: str, seconds: float) -> dict:
                 failures.append(f"{name}: {type(exc).__name__}: {traceback.format_exc().splitlines()[-1]}")
 
     def delete_newest_ready(i):
-        ready = [s for s in store.list_snapshots(url) if s.status == "ready"]
+        ready = [s for s in SnapshotStore(url).list_snapshots() if s.status == "ready"]
         if ready:
-            store.delete_draft(url, ready[0].id)
+            SnapshotStore(url).delete_draft(ready[0].id)
 
     calls = {
-        "import A": lambda i: store.import_bundle(url, variant(f"a{i}", f"content {i % 3}"), promote=i % 2 == 0),
-        "import B": lambda i: store.import_bundle(url, variant(f"b{i}", f"content {i % 2}"), promote=i % 3 == 0),
-        "merge": lambda i: store.import_bundle_file(url, HOTFIX, merge=True, promote=i % 3 == 0),
-        "promote/rollback": lambda i: store.promote(url, latest=True) if i % 2 else store.rollback(url),
-        "cleanup": lambda i: store.cleanup(url, 1),
+        "import A": lambda i: SnapshotStore(url).import_bundle(variant(f"a{i}", f"content {i % 3}"), promote=i % 2 == 0),
+        "import B": lambda i: SnapshotStore(url).import_bundle(variant(f"b{i}", f"content {i % 2}"), promote=i % 3 == 0),
+        "merge": lambda i: SnapshotStore(url).import_file(HOTFIX, merge=True, promote=i % 3 == 0),
+        "promote/rollback": lambda i: SnapshotStore(url).promote(latest=True) if i % 2 else SnapshotStore(url).rollback(),
+        "cleanup": lambda i: SnapshotStore(url).cleanup(1),
         "delete-draft": delete_newest_ready,
     }
     threads = [threading.Thread(target=loop, args=item) for item in calls.items()]

@@ -21,7 +21,9 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from musingly_pipeline import __version__, staging
+from musingly_pipeline import __version__
+from musingly_pipeline.bundles import PushRefused, SnapshotStore
+from musingly_pipeline.bundles.staging import MAX_PUSH_BYTES
 from musingly_pipeline.api import openapi
 from musingly_pipeline.api.body import MAX_DEPTH, BodySizeLimit, StrictJSONRoute
 from musingly_pipeline.api.errors import ApiError, install_error_handlers
@@ -215,8 +217,8 @@ def build_app(manager: BatchManager, runner: Runner, tokens: Mapping[str, str] |
             size = 0
             async for chunk in request.stream():
                 size += len(chunk)
-                if size > staging.MAX_PUSH_BYTES:
-                    raise ApiError(413, "REQUEST_TOO_LARGE", f"a bundle may be at most {staging.MAX_PUSH_BYTES >> 20} "
+                if size > MAX_PUSH_BYTES:
+                    raise ApiError(413, "REQUEST_TOO_LARGE", f"a bundle may be at most {MAX_PUSH_BYTES >> 20} "
                                    "MiB; split it into several bundles (merge the later ones)")
                 body.write(chunk)
             body.seek(0)
@@ -227,9 +229,9 @@ def build_app(manager: BatchManager, runner: Runner, tokens: Mapping[str, str] |
             body.seek(0)
             try:
                 push = await anyio.to_thread.run_sync(
-                    lambda: staging.push_bundle(manager.database_url, body, name, pushed_by=user))
-            except staging.PushRefused as exc:
-                raise ApiError(422, "INBOX_PUSH_REFUSED", str(exc)) from None
+                    lambda: SnapshotStore(manager.database_url).push(body, name, pushed_by=user))
+            except PushRefused as exc:
+                raise ApiError(422, "INBOX_PUSH_REFUSED", exc.message) from None
         return PushOut(push_id=push.id, name=push.name, sha256=push.sha256, size=push.size, duplicate=push.duplicate)
 
     def document() -> dict:

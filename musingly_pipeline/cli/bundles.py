@@ -83,7 +83,7 @@ def _schema(args) -> int:
 
 
 def _generate(args) -> int:
-    from musingly_pipeline.synthetic import write_bundle
+    from musingly_pipeline.bundles.synthetic import write_bundle
 
     if args.sparks < 1:
         raise CommandError("--sparks must be at least 1")

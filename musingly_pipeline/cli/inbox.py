@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from musingly_pipeline.cli.common import EXIT_OK, CommandError, add_command, print_json
-from musingly_pipeline.staging import PushRefused, push_bundle
-from musingly_pipeline.storage.database import database_url
+from musingly_pipeline.bundles import SnapshotStore
 
 
 def register(commands) -> None:
@@ -39,16 +38,14 @@ def _push(args) -> int:
         name = f"incremental/{name}"
     try:
         if args.file == "-":
-            push = push_bundle(database_url(), sys.stdin.buffer, name, pushed_by="cli")
+            push = SnapshotStore().push(sys.stdin.buffer, name, pushed_by="cli")
         else:
             with open(args.file, "rb") as stream:
-                push = push_bundle(database_url(), stream, name, pushed_by="cli")
+                push = SnapshotStore().push(stream, name, pushed_by="cli")
     except FileNotFoundError:
         raise CommandError(f"{args.file} does not exist; check the path") from None
     except IsADirectoryError:
         raise CommandError(f"{args.file} is a directory; name a bundle .json file") from None
-    except PushRefused as exc:
-        raise CommandError(str(exc)) from None
     if args.json:
         print_json({"push_id": push.id, "name": push.name, "sha256": push.sha256, "size": push.size,
                     "duplicate": push.duplicate})

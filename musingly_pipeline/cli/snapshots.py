@@ -1,5 +1,6 @@
 """Commands of the snapshot store: import, promote, rollback, snapshots, imports, stats, delete-draft,
-cleanup, diff. Each calls one function of ``storage.snapshots`` / ``storage.diff`` and prints it."""
+cleanup, diff. Each calls one method of :class:`~musingly_pipeline.bundles.SnapshotStore` and prints
+what it returns; its refusals (codes and all) reach the user through ``musingly``'s ``main``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 
 from musingly_pipeline.cli.bundles import print_report, validation_document
 from musingly_pipeline.cli.common import EXIT_FAILURE, EXIT_OK, CommandError, add_command, print_json
-from musingly_pipeline.storage import snapshots as store
+from musingly_pipeline.bundles import BundleInvalid, SnapshotError, SnapshotInfo, SnapshotStore
 
 
 def register(commands) -> None:
@@ -112,13 +113,6 @@ def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {kind}" for kind, n in counts.items() if n) or "no entities"
 
 
-def _refused(call):
-    try:
-        return call()
-    except (store.ImportRefused, store.SnapshotError) as exc:
-        raise CommandError(str(exc)) from None
-
-
 def _import(args) -> int:
     from musingly_core.bundle_file import validate_bundle_file
 
@@ -135,17 +129,15 @@ def _import(args) -> int:
 
     progress = _TerminalProgress() if sys.stderr.isatty() and not args.json else None
     try:
-        result = store.import_bundle_file(
-            None, args.file, promote=args.promote, merge=args.merge, remove=args.remove,
+        result = SnapshotStore().import_file(
+            args.file, promote=args.promote, merge=args.merge, remove=args.remove,
             allow_shrink=args.allow_shrink, force=args.force, progress=progress)
-    except store.BundleInvalid as exc:
+    except BundleInvalid as exc:
         if args.json:
             print_json(validation_document([exc.report]))
         else:
             print_report(exc.report, out=sys.stderr)
         return EXIT_FAILURE
-    except (store.ImportRefused, store.SnapshotError) as exc:
-        raise CommandError(str(exc)) from None
     finally:
         if progress is not None:
             progress.done()
@@ -164,11 +156,11 @@ def _import(args) -> int:
     if result.status == "ready":
         print(f"  review with `musingly diff`, then `musingly promote {result.import_id}`")
     if result.lifecycle_error:
-        raise CommandError(result.lifecycle_error)
+        raise SnapshotError("LIFECYCLE_SIGNAL_NOT_WRITTEN", result.lifecycle_error)
     return EXIT_OK
 
 
-def _show_snapshot(verb: str, info: store.SnapshotInfo, as_json: bool) -> int:
+def _show_snapshot(verb: str, info: SnapshotInfo, as_json: bool) -> int:
     if as_json:
         print_json(info.to_dict())
     else:
@@ -177,16 +169,12 @@ def _show_snapshot(verb: str, info: store.SnapshotInfo, as_json: bool) -> int:
 
 
 def _promote(args) -> int:
-    if args.import_id and args.latest:
-        raise CommandError("give an IMPORT_ID or --latest, not both", 2)
-    if not args.import_id and not args.latest:
-        raise CommandError("name the import to promote (IMPORT_ID from `musingly imports`) or use --latest", 2)
-    info = _refused(lambda: store.promote(None, args.import_id, latest=args.latest))
+    info = SnapshotStore().promote(args.import_id, latest=args.latest)
     return _show_snapshot("promoted", info, args.json)
 
 
 def _rollback(args) -> int:
-    info = _refused(lambda: store.rollback(None, args.import_id))
+    info = SnapshotStore().rollback(args.import_id)
     return _show_snapshot("rolled back", info, args.json)
 
 
@@ -195,7 +183,7 @@ def _when(value) -> str:
 
 
 def _snapshots(args) -> int:
-    rows = store.list_snapshots(None)
+    rows = SnapshotStore().list_snapshots()
     if args.json:
         print_json([r.to_dict() for r in rows])
         return EXIT_OK
@@ -210,7 +198,7 @@ def _snapshots(args) -> int:
 
 
 def _imports(args) -> int:
-    rows = store.list_imports(None, status=args.status, limit=args.limit)
+    rows = SnapshotStore().list_imports(status=args.status, limit=args.limit)
     if args.json:
         print_json([r.to_dict() for r in rows])
         return EXIT_OK
@@ -232,7 +220,7 @@ def _imports(args) -> int:
 def _stats(args) -> int:
     if args.days < 1:
         raise CommandError("--days must be at least 1", 2)
-    stats = store.import_stats(None, args.days)
+    stats = SnapshotStore().import_stats(args.days)
     if args.json:
         print_json(stats.to_dict())
         return EXIT_OK
@@ -245,23 +233,19 @@ def _stats(args) -> int:
 
 
 def _delete_draft(args) -> int:
-    _refused(lambda: store.delete_draft(None, args.snapshot_id))
+    SnapshotStore().delete_draft(args.snapshot_id)
     print(f"deleted snapshot {args.snapshot_id}")
     return EXIT_OK
 
 
 def _cleanup(args) -> int:
-    if args.keep < 1:
-        raise CommandError("--keep must be at least 1 (the current snapshot is always kept)", 2)
-    deleted = _refused(lambda: store.cleanup(None, args.keep))
+    deleted = SnapshotStore().cleanup(args.keep)
     print(f"deleted {deleted} archived snapshot(s); kept the {args.keep} most recently published")
     return EXIT_OK
 
 
 def _diff(args) -> int:
-    from musingly_pipeline.storage.diff import diff_snapshots
-
-    diff = _refused(lambda: diff_snapshots(None, args.from_id, args.to_id))
+    diff = SnapshotStore().diff(args.from_id, args.to_id)
     if args.json:
         print_json(diff.to_dict())
         return EXIT_OK

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from musingly_pipeline.staging import fetch_staged, pushes_after
+from musingly_pipeline.bundles.staging import fetch_staged, pushes_after
 from musingly_pipeline_tests.conftest import EXAMPLES
 
 

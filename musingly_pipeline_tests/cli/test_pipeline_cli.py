@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from musingly_pipeline.storage import snapshots
+from musingly_pipeline.bundles import SnapshotStore
 from musingly_pipeline.storage.database import sqlalchemy_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,11 +35,11 @@ def test_main_job_imports_promotes_and_is_idempotent(tmp_path, make_database):
     for day in ("2026-02-04", "2026-02-05", "2026-02-06"):
         assert f"signals {day}:" in first.stdout
     assert first.stdout.count("checks passed: 3/3") == 3
-    current = snapshots.current_snapshot(url)
+    current = SnapshotStore(url).current_snapshot()
     assert current.version_label == "v2.2.0" and current.entity_counts["sparks"] == 23
     assert len(list((data / "signals" / "store" / "signals").glob("2026-02-0*.jsonl"))) == 3
 
     second = run()
     assert second.returncode == 0, second.stderr[-3000:]
     assert "reused" in second.stdout and "units_new 0" in second.stdout
-    assert [s.id for s in snapshots.list_snapshots(url)] == [current.id]
+    assert [s.id for s in SnapshotStore(url).list_snapshots()] == [current.id]

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from musingly_pipeline.cli import main
-from musingly_pipeline_tests.storage.helpers import EXAMPLE, HOTFIX
+from musingly_pipeline_tests.bundles.helpers import EXAMPLE, HOTFIX
 
 
 @pytest.fixture
@@ -129,6 +129,21 @@ def test_lifecycle_refusals_and_usage(db, capsys):
     assert code == 2
     code, out, _ = run(capsys, "cleanup", "--keep", "3")
     assert code == 0 and "deleted 0" in out
+
+
+def test_snapshot_refusals_print_their_code_and_the_json_error_shape(db, capsys):
+    code, out, err = run(capsys, "promote", "not-a-uuid", "--json")
+    assert code == 1 and err.startswith("musingly promote: IMPORT_ID_INVALID: ")
+    error = json.loads(out)["error"]
+    assert error["code"] == "IMPORT_ID_INVALID" and error["severity"] == "error" and "not a UUID" in error["message"]
+    code, out, err = run(capsys, "promote", "--latest", "--json")
+    assert code == 1 and json.loads(out)["error"]["code"] == "PROMOTE_NOTHING_READY"
+    code, out, _ = run(capsys, "rollback", "--json")
+    assert code == 1 and json.loads(out)["error"]["code"] == "ROLLBACK_REFUSED"
+    code, _, err = run(capsys, "delete-draft", "00000000-0000-0000-0000-000000000000")
+    assert code == 1 and "SNAPSHOT_NOT_FOUND" in err
+    code, out, _ = run(capsys, "import", str(HOTFIX), "--merge", "--json")
+    assert code == 1 and json.loads(out)["error"]["code"] == "IMPORT_NOTHING_TO_MERGE"
 
 
 def test_db_migrate_and_status(db, capsys):

@@ -24,8 +24,8 @@ from musingly_pipeline.defs.bundles.sensors import bundle_inbox_sensor
 from musingly_pipeline.defs.resources import DataFolderResource, PostgresResource
 from musingly_pipeline.defs.signals.resources import SignalStoreResource
 from musingly_pipeline.signals.lifecycle import current_snapshot_at
-from musingly_pipeline.staging import stage_file
-from musingly_pipeline.storage import snapshots
+from musingly_pipeline.bundles.staging import stage_file
+from musingly_pipeline.bundles import SnapshotStore
 from musingly_pipeline.validation.report import markdown_table
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "data" / "examples"
@@ -96,6 +96,12 @@ def failure_message(result) -> str:
     return user.description
 
 
+def failure_metadata(result) -> dict:
+    """The failure's metadata (its ``code`` among them)."""
+    (event,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    return {k: v.value for k, v in event.step_failure_data.user_failure_data.metadata.items()}
+
+
 def test_valid_bundle_becomes_a_draft_then_current(instance, db, folder):
     key = drop(folder, EXAMPLES / "ml-curriculum.json")
     result = run_chain(instance, db, folder, key)
@@ -105,16 +111,16 @@ def test_valid_bundle_becomes_a_draft_then_current(instance, db, folder):
     assert set(check_results(result)) == {*BLOCKING_CHECKS, "content_warnings", "draft_rows_match_bundle"}
     assert {e.partition for e in result.get_asset_check_evaluations()} == {key}  # recorded for this file
     draft = metadata(result, "draft_snapshot")
-    assert snapshots.current_snapshot(db) is None  # drafts wait for a person
+    assert SnapshotStore(db).current_snapshot() is None  # drafts wait for a person
     assert draft["rows_sparks"] == 4 and metadata(result, "validated_bundle")["count_sparks"] == 4
     raw = metadata(result, "raw_bundle")
-    assert raw["sha256"] == snapshots.list_snapshots(db)[0].content_hash or len(raw["sha256"]) == 64
+    assert raw["sha256"] == SnapshotStore(db).list_snapshots()[0].content_hash or len(raw["sha256"]) == 64
     assert raw["size_bytes"] == (EXAMPLES / "ml-curriculum.json").stat().st_size
 
     promoted = run_chain(instance, db, folder, key, promote=True)
     assert promoted.success and "promoted_snapshot" in materialized(promoted)
     assert check_results(promoted)["exactly_one_current_snapshot"] is True
-    assert str(snapshots.current_snapshot(db).id) == draft["snapshot_id"]
+    assert str(SnapshotStore(db).current_snapshot().id) == draft["snapshot_id"]
 
 
 def test_every_partition_imports_while_others_exist_and_a_snapshot_is_current(instance, db, folder):
@@ -136,9 +142,9 @@ def test_every_partition_imports_while_others_exist_and_a_snapshot_is_current(in
     assert diff["summary"]["sparks"] == {"added": 0, "removed": 0, "changed": 2}
     assert diff["changed_fields"]["sparks"] == {data["sparks"][0]["slug"]: ["summary"],
                                                data["sparks"][1]["slug"]: ["title"]}
-    [log] = [log for log in snapshots.list_imports(db) if log.version_label == "v2.2.1"]
+    [log] = [log for log in SnapshotStore(db).list_imports() if log.version_label == "v2.2.1"]
     assert log.status == "ready"  # the run is green and the log agrees
-    assert snapshots.list_imports(db, status="failed") == []
+    assert SnapshotStore(db).list_imports(status="failed") == []
 
 
 def _broken(mutate) -> dict:
@@ -168,8 +174,8 @@ def test_invalid_bundle_stops_at_validated_bundle(instance, db, folder, mutate, 
     assert "draft_snapshot" not in materialized(result)
     assert metadata(result, "validated_bundle")["valid"] is False
     message = failure_message(result)
-    assert message.startswith(f"broken.json is invalid: blocking check {failing_check} failed")
-    assert snapshots.list_snapshots(db) == [] and snapshots.list_imports(db) == []
+    assert message.startswith(f"IMPORT_BUNDLE_INVALID: broken.json is invalid: blocking check {failing_check} failed")
+    assert SnapshotStore(db).list_snapshots() == [] and SnapshotStore(db).list_imports() == []
 
 
 def test_not_json_fails_the_schema_check(instance, db, folder):
@@ -177,7 +183,7 @@ def test_not_json_fails_the_schema_check(instance, db, folder):
     result = run_chain(instance, db, folder, "junk.json")
     assert not result.success and check_results(result)["schema"] is False
     assert "JSON_INVALID" in failure_message(result)
-    assert snapshots.list_snapshots(db) == []
+    assert SnapshotStore(db).list_snapshots() == []
 
 
 def test_a_shrink_is_refused_with_its_own_message_and_allowed_by_config(instance, db, folder):
@@ -186,9 +192,10 @@ def test_a_shrink_is_refused_with_its_own_message_and_allowed_by_config(instance
     refused = run_chain(instance, db, folder, small)
     assert not refused.success
     message = failure_message(refused)
-    assert message.startswith("this bundle has 4 spark(s) but the current snapshot v2.2.0 has 23")
+    assert message.startswith("IMPORT_SHRINK_REFUSED: this bundle has 4 spark(s) but the current snapshot v2.2.0 has 23")
     assert "inbox/incremental/" in message and "allow_shrink: true" in message
-    assert [s.version_label for s in snapshots.list_snapshots(db)] == ["v2.2.0"]
+    assert failure_metadata(refused)["code"] == "IMPORT_SHRINK_REFUSED"
+    assert [s.version_label for s in SnapshotStore(db).list_snapshots()] == ["v2.2.0"]
     allowed = run_chain(instance, db, folder, small, config={"allow_shrink": True})
     assert allowed.success and metadata(allowed, "draft_snapshot")["rows_sparks"] == 4
 
@@ -273,7 +280,7 @@ def test_sensor_new_changed_unchanged_incremental(instance, folder, db):
 
 
 def _staged_bytes(db, sha, folder) -> bytes:
-    from musingly_pipeline.staging import fetch_staged
+    from musingly_pipeline.bundles.staging import fetch_staged
 
     return fetch_staged(db, sha, Path(folder.root) / "cache").read_bytes()
 
@@ -306,14 +313,14 @@ def test_promote_rollback_and_cleanup_jobs(instance, db, folder, signal_store):
         run_config={"ops": {"promote_op": {"config": {"import_id": first_id}}}},
         resources=resources, instance=instance)
     assert result.success
-    assert snapshots.current_snapshot(db).version_label == "v2.1.0"
+    assert SnapshotStore(db).current_snapshot().version_label == "v2.1.0"
     promote_snapshot.execute_in_process(
         run_config={"ops": {"promote_op": {"config": {"latest": True}}}}, resources=resources, instance=instance)
-    assert snapshots.current_snapshot(db).version_label == "v2.2.0"
+    assert SnapshotStore(db).current_snapshot().version_label == "v2.2.0"
 
-    promoted_at = snapshots.current_snapshot(db).promoted_at
+    promoted_at = SnapshotStore(db).current_snapshot().promoted_at
     rolled = rollback_snapshot.execute_in_process(resources=resources, instance=instance)
-    assert rolled.success and snapshots.current_snapshot(db).version_label == "v2.1.0"
+    assert rolled.success and SnapshotStore(db).current_snapshot().version_label == "v2.1.0"
 
     # The lifecycle signals answer "which snapshot was current at time T" by replay.
     store = signal_store.open()
@@ -323,12 +330,12 @@ def test_promote_rollback_and_cleanup_jobs(instance, db, folder, signal_store):
 
     bad = promote_snapshot.execute_in_process(resources=resources, instance=instance, raise_on_error=False)
     assert not bad.success  # neither import_id nor latest: the refusal is the run's message
-    assert failure_message(bad).startswith("name the import to promote")
+    assert failure_message(bad).startswith("PROMOTE_TARGET_MISSING: name the import to promote")
 
     cleaned = cleanup_snapshots.execute_in_process(
         run_config={"ops": {"cleanup_op": {"config": {"keep": 1}}}}, resources=resources, instance=instance)
     assert cleaned.success
-    assert snapshots.current_snapshot(db).version_label == "v2.1.0"
+    assert SnapshotStore(db).current_snapshot().version_label == "v2.1.0"
     zero = cleanup_snapshots.execute_in_process(
         run_config={"ops": {"cleanup_op": {"config": {"keep": 0}}}}, resources=resources, instance=instance,
         raise_on_error=False)

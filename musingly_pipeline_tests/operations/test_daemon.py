@@ -23,7 +23,7 @@ import pytest
 
 from musingly_pipeline.signals import open_store
 from musingly_pipeline.signals.lifecycle import current_snapshot_at
-from musingly_pipeline.storage import snapshots
+from musingly_pipeline.bundles import SnapshotStore
 from musingly_pipeline.storage.database import sqlalchemy_url
 from musingly_pipeline_tests.operations.graphql import FINISHED, DagsterUI, wait_for
 
@@ -137,7 +137,7 @@ def test_a_dropped_bundle_becomes_a_ready_draft_and_is_promoted_from_the_launchp
     (run,) = deployment.finished_runs("platform-foundations.json")
     ready = time.monotonic() - dropped
     assert run["status"] == "SUCCESS", deployment.ui.failures(run["runId"])
-    [snapshot] = snapshots.list_snapshots(deployment.url)
+    [snapshot] = SnapshotStore(deployment.url).list_snapshots()
     assert (snapshot.status, snapshot.version_label) == ("ready", "v2.2.0")
     with capsys.disabled():
         print(f"\n  drop-to-ready of platform-foundations.json with the daemon: {ready:.1f}s "
@@ -146,13 +146,13 @@ def test_a_dropped_bundle_becomes_a_ready_draft_and_is_promoted_from_the_launchp
     promote = deployment.ui.launch("promote_snapshot", {"ops": {"promote_op": {"config": {"latest": True}}}})
     wait_for("promote_snapshot", lambda: deployment.ui.run_status(promote) in FINISHED)
     assert deployment.ui.run_status(promote) == "SUCCESS"
-    assert snapshots.current_snapshot(deployment.url).id == snapshot.id
+    assert SnapshotStore(deployment.url).current_snapshot().id == snapshot.id
     with open_store(deployment.data / "signals") as store:  # the deployment's configured signal store
-        assert current_snapshot_at(store, snapshots.current_snapshot(deployment.url).promoted_at).snapshot_id == str(snapshot.id)
+        assert current_snapshot_at(store, SnapshotStore(deployment.url).current_snapshot().promoted_at).snapshot_id == str(snapshot.id)
 
 
 def test_several_files_dropped_while_a_snapshot_is_current(deployment):
-    current = snapshots.current_snapshot(deployment.url)
+    current = SnapshotStore(deployment.url).current_snapshot()
     changed = _variant("v2.2.1", s0={"summary": "A sharper summary"}, s1={"title": "A new title"})
     deployment.drop(EXAMPLES / "platform-foundations.json", "platform-foundations-v2.2.1.json", changed)
     broken = json.loads((EXAMPLES / "ml-curriculum.json").read_text())
@@ -205,9 +205,9 @@ def test_several_files_dropped_while_a_snapshot_is_current(deployment):
     wait_for("the re-dropped file to settle", lambda: time.monotonic() - redropped > SETTLE_SECONDS + 12, timeout=60)
     assert len(deployment.ui.partition_runs("platform-foundations.json")) == 1
     assert len(deployment.ui.partition_runs("slow.json")) == 1
-    labels = sorted(s.version_label for s in snapshots.list_snapshots(deployment.url))
+    labels = sorted(s.version_label for s in SnapshotStore(deployment.url).list_snapshots())
     assert labels == ["v2.1.1-hotfix", "v2.2.0", "v2.2.1", "v2.3.0"]  # nothing from broken.json
-    assert snapshots.list_imports(deployment.url, status="failed") == []
+    assert SnapshotStore(deployment.url).list_imports(status="failed") == []
 
 
 def test_a_shrinking_bundle_is_refused_with_its_message_first_and_allowed_from_the_launchpad(deployment):

@@ -11,9 +11,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from musingly_pipeline.storage import snapshots
+from musingly_pipeline.bundles import SnapshotStore
 from musingly_pipeline.storage.database import sqlalchemy_url
-from musingly_pipeline.synthetic import write_bundle
+from musingly_pipeline.bundles.synthetic import write_bundle
 from musingly_pipeline_tests.operations.distributed import Deployment, broker_vhost
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,7 +78,7 @@ def test_six_pushed_bundles_on_two_workers(deployment, tmp_path):
             workers.setdefault(step, set()).update(names)
     assert set().union(*workers.values()) == {"w1", "w2"}  # steps ran on both workers
 
-    ready = [s for s in snapshots.list_snapshots(deployment.url) if s.status == "ready"]
+    ready = [s for s in SnapshotStore(deployment.url).list_snapshots() if s.status == "ready"]
     assert sorted(s.version_label for s in ready) == sorted(["v2.2.0", "synthetic-5000-0", "b-v1", "b-v2"])
     assert len({s.content_hash for s in ready}) == 4  # each distinct valid content exactly once
     with psycopg.connect(deployment.url) as conn:  # the lifecycle signals, in PostgreSQL
@@ -92,7 +92,7 @@ def test_six_pushed_bundles_on_two_workers(deployment, tmp_path):
 
 
 def test_a_worker_killed_mid_import_leaves_nothing_partial_and_the_step_runs_again(deployment, tmp_path):
-    before = {s.id for s in snapshots.list_snapshots(deployment.url)}
+    before = {s.id for s in SnapshotStore(deployment.url).list_snapshots()}
     path = tmp_path / "k.json"
     path.write_text(json.dumps(_variant("k-v1", "killed once")))
     holder = psycopg.connect(deployment.url)
@@ -120,7 +120,7 @@ def test_a_worker_killed_mid_import_leaves_nothing_partial_and_the_step_runs_aga
     assert [r.status.value for r in runs] == ["SUCCESS"]
     survivor = ({"w1", "w2"} - {victim}).pop()
     assert survivor in deployment.step_workers(runs[0].run_id)["bundle_import"]
-    new = [s for s in snapshots.list_snapshots(deployment.url) if s.id not in before]
+    new = [s for s in SnapshotStore(deployment.url).list_snapshots() if s.id not in before]
     assert [(s.version_label, s.status) for s in new] == [("k-v1", "ready")]  # nothing partial
-    logs = [log.status for log in snapshots.list_imports(deployment.url) if log.version_label == "k-v1"]
+    logs = [log.status for log in SnapshotStore(deployment.url).list_imports() if log.version_label == "k-v1"]
     assert sorted(logs) == ["failed", "ready"]  # the killed attempt is marked failed, not left importing

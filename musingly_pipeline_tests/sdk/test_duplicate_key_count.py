@@ -6,7 +6,7 @@ import json
 
 from musingly_core import duplicate_keys
 from musingly_core.duplicate_keys import _count_keys_without_numpy, count_keys
-from musingly_pipeline.synthetic import write_bundle
+from musingly_pipeline.bundles.synthetic import write_bundle
 from musingly_pipeline_tests.conftest import EXAMPLES
 
 EXAMPLE = json.loads((EXAMPLES / "ml-curriculum.json").read_text())

@@ -2,7 +2,7 @@
 
 One partition per bundle file name: ``x.json``, or ``incremental/x.json`` for a partial bundle that
 is merged onto the current snapshot. The first three assets are made by one step,
-``bundle_import``, which calls ``storage.snapshots.import_bundle_file`` once: the bundle is read once,
+``bundle_import``, which calls ``SnapshotStore.import_file`` once: the bundle is read once,
 validated once (its integrity rules run while its rows load) and finalized as a ready draft; each
 asset then reports its part, and every check judges this partition only. An invalid bundle fails
 its blocking check on ``validated_bundle`` and leaves no snapshot.
@@ -23,10 +23,10 @@ from pydantic import Field
 from musingly_pipeline.defs.bundles.partitions import bundle_partitions
 from musingly_pipeline.defs.resources import DataFolderResource, PostgresResource
 from musingly_pipeline.defs.signals.resources import SignalStoreResource
-from musingly_pipeline.inbox import is_incremental
-from musingly_pipeline.staging import StagingError, fetch_staged
-from musingly_pipeline.storage import snapshots
-from musingly_pipeline.storage.diff import diff_snapshots
+from musingly_pipeline.bundles import BundleInvalid, ImportResult, SnapshotStore, SourceFile
+from musingly_pipeline.bundles.inbox import is_incremental
+from musingly_pipeline.defs.bundles.failures import failure, refused
+from musingly_pipeline.errors import MusinglyError
 from musingly_pipeline.validation.report import markdown_table
 
 # Partitioned asset checks are a preview feature in Dagster 1.13; they are what judges one partition.
@@ -103,47 +103,46 @@ def bundle_import(context: dg.AssetExecutionContext, config: BundleImportConfig,
     url = postgres.get_url()
     sha = context.run.tags.get(SHA_TAG)
     if sha:
-        try:
-            path = fetch_staged(url, sha, data_folder.staging_cache)
-        except StagingError as exc:
-            raise dg.Failure(description=str(exc), allow_retries=False) from None
+        with refused():
+            path = SnapshotStore(url).fetch_staged(sha, data_folder.staging_cache)
     else:
         path = data_folder.bundle_path(key)
     merge = config.merge or is_incremental(key)
-    with signal_store.open() as store:
+    with signal_store.open() as signals:
         try:
-            result = snapshots.import_bundle_file(
-                url, path, expect_sha256=sha, source_file=key, merge=merge, remove=config.remove,
-                allow_shrink=config.allow_shrink, force=config.force, signals=store)
-        except snapshots.BundleInvalid as exc:
+            result = SnapshotStore(url, signals=signals).import_file(
+                path, expect_sha256=sha, source_file=key, merge=merge, remove=config.remove,
+                allow_shrink=config.allow_shrink, force=config.force)
+        except BundleInvalid as exc:
             if exc.source is not None:
                 yield _raw_result(exc.source, path, sha)
             yield from _validation_results(exc.report)
             failed = sorted({name for name, (cats, _) in BLOCKING_CHECKS.items()
                              if any(i.category in cats for i in exc.report.errors)})
             raise dg.Failure(
-                description=f"{key} is invalid: blocking check {', '.join(failed)} failed "
+                description=f"{exc.code}: {key} is invalid: blocking check {', '.join(failed)} failed "
                 f"({len(exc.report.errors)} error(s)); first: {exc.report.errors[0]}. Nothing was imported; "
                 "fix the file and drop it again.",
-                metadata={"issues": dg.MetadataValue.md(markdown_table(exc.report.errors, limit=20))},
+                metadata={"code": exc.code,
+                          "issues": dg.MetadataValue.md(markdown_table(exc.report.errors, limit=20))},
                 allow_retries=False) from None
-        except (snapshots.ImportRefused, snapshots.SnapshotError) as exc:
+        except MusinglyError as exc:
             if getattr(exc, "source", None) is not None:
                 yield _raw_result(exc.source, path, sha)
-            raise dg.Failure(description=str(exc), allow_retries=False) from None
+            raise failure(exc) from None
     yield _raw_result(result.source, path, sha)
     report = ValidationReport(file=key, issues=list(result.warnings), counts=dict(result.source.counts))
     yield from _validation_results(report, merged=result.entity_counts if result.merged else None)
     yield dg.MaterializeResult(asset_key=DRAFT, metadata=_draft_metadata(url, result))
     yield _rows_check(url, result)
     if result.lifecycle_error:  # the draft is ready (materialized above); the run says what is missing
-        raise dg.Failure(description=result.lifecycle_error, allow_retries=False)
+        raise failure(MusinglyError("LIFECYCLE_SIGNAL_NOT_WRITTEN", result.lifecycle_error))
 
 
-def _rows_check(url: str, result: snapshots.ImportResult) -> dg.AssetCheckResult:
+def _rows_check(url: str, result: ImportResult) -> dg.AssetCheckResult:
     expected = result.entity_counts if result.merged else result.source.counts
     try:
-        stored = snapshots.snapshot_row_counts(url, result.snapshot_id)
+        stored = SnapshotStore(url).snapshot_row_counts(result.snapshot_id)
     except Exception as exc:  # noqa: BLE001 - the draft is committed: the check says what it could not do
         return dg.AssetCheckResult(
             asset_key=DRAFT, check_name=ROWS_CHECK, passed=False, severity=dg.AssetCheckSeverity.ERROR,
@@ -155,7 +154,7 @@ def _rows_check(url: str, result: snapshots.ImportResult) -> dg.AssetCheckResult
         metadata={"mismatched": dg.MetadataValue.json(mismatched), **{f"rows_{k}": v for k, v in stored.items()}})
 
 
-def _raw_result(source: snapshots.SourceFile, path, sha: str | None) -> dg.MaterializeResult:
+def _raw_result(source: SourceFile, path, sha: str | None) -> dg.MaterializeResult:
     metadata = {"size_bytes": source.size, "sha256": source.sha256 or "",
                 "read_from": dg.MetadataValue.path(str(path)),
                 "staged": bool(sha)}
@@ -184,7 +183,7 @@ def _validation_results(report: ValidationReport, merged: dict[str, int] | None 
         metadata={"warnings": len(report.warnings), "issues": dg.MetadataValue.md(markdown_table(report.warnings, limit=20))})
 
 
-def _draft_metadata(url: str, result: snapshots.ImportResult) -> dict:
+def _draft_metadata(url: str, result: ImportResult) -> dict:
     metadata: dict = {
         "snapshot_id": str(result.snapshot_id),
         "import_id": str(result.import_id),
@@ -198,7 +197,7 @@ def _draft_metadata(url: str, result: snapshots.ImportResult) -> dict:
     # Reported after the commit, for the reviewer: a failure here is shown, not raised, because the
     # draft is ready whatever the diff says.
     try:
-        diff = diff_snapshots(url, result.parent_id, result.snapshot_id)
+        diff = SnapshotStore(url).diff(result.parent_id, result.snapshot_id)
     except Exception as exc:  # noqa: BLE001 - reported in the metadata instead
         metadata["diff_against_current"] = f"not available: {type(exc).__name__}: {exc}"
         return metadata
@@ -232,14 +231,12 @@ def promoted_snapshot(context: dg.AssetExecutionContext, config: PromoteConfig, 
     records = context.instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=DRAFT, asset_partitions=[context.partition_key]), limit=1).records
     if not records:
-        raise dg.Failure(description=f"partition {context.partition_key} has no draft snapshot yet; "
-                         "materialize draft_snapshot first", allow_retries=False)
+        raise dg.Failure(description=f"SNAPSHOT_NOT_FOUND: partition {context.partition_key} has no draft snapshot "
+                         "yet; materialize draft_snapshot first", metadata={"code": "SNAPSHOT_NOT_FOUND"},
+                         allow_retries=False)
     import_id = records[0].asset_materialization.metadata["import_id"].value
-    with signal_store.open() as store:
-        try:
-            info = snapshots.promote(postgres.get_url(), import_id, signals=store)
-        except snapshots.SnapshotError as exc:
-            raise dg.Failure(description=str(exc), allow_retries=False) from None
+    with signal_store.open() as signals, refused():
+        info = SnapshotStore(postgres.get_url(), signals=signals).promote(import_id)
     yield dg.MaterializeResult(metadata={"snapshot_id": str(info.id), "import_id": import_id,
                                          "version_label": info.version_label})
 
@@ -251,7 +248,7 @@ def exactly_one_current_snapshot(context: dg.AssetCheckExecutionContext, postgre
         dg.AssetRecordsFilter(asset_key=promoted_snapshot.key, asset_partitions=[context.partition_key]),
         limit=1).records
     promoted = records[0].asset_materialization.metadata["snapshot_id"].value if records else None
-    current = [str(s.id) for s in snapshots.list_snapshots(postgres.get_url()) if s.status == "current"]
+    current = [str(s.id) for s in SnapshotStore(postgres.get_url()).list_snapshots() if s.status == "current"]
     return dg.AssetCheckResult(
         passed=current == [promoted], severity=dg.AssetCheckSeverity.ERROR,
         metadata={"current_snapshots": dg.MetadataValue.json(current), "promoted": promoted or ""})

@@ -1,7 +1,7 @@
 """Jobs with typed config, so import, promote, rollback and cleanup are buttons in the launchpad.
 
-Each op calls one function of ``storage.snapshots``, which checks its arguments, makes the change
-and records its lifecycle signal, exactly as the ``musingly`` command does.
+Each op calls one method of :class:`~musingly_pipeline.bundles.SnapshotStore`, which checks its
+arguments, makes the change and records its lifecycle signal, exactly as the ``musingly`` command does.
 """
 
 import dagster as dg
@@ -9,7 +9,8 @@ from pydantic import Field
 
 from musingly_pipeline.defs.resources import PostgresResource
 from musingly_pipeline.defs.signals.resources import SignalStoreResource
-from musingly_pipeline.storage import snapshots
+from musingly_pipeline.bundles import SnapshotStore
+from musingly_pipeline.defs.bundles.failures import refused
 
 import_bundle_job = dg.define_asset_job(
     "import_bundle",
@@ -43,34 +44,26 @@ def _snapshot_metadata(info) -> dict:
     return {"snapshot_id": str(info.id), "version_label": info.version_label, "status": info.status}
 
 
-def _refused(call):
-    """A refusal of the snapshot store as the run's failure, its message first."""
-    try:
-        return call()
-    except (snapshots.SnapshotError, snapshots.ImportRefused) as exc:
-        raise dg.Failure(description=str(exc), allow_retries=False) from None
-
-
 # The ops' outputs are only metadata (type Nothing): no IO manager writes them anywhere, so a step
 # runs the same on any machine (a Celery worker included).
 @dg.op(out=dg.Out(dg.Nothing))
 def promote_op(config: PromoteSnapshotConfig, postgres: PostgresResource, signal_store: SignalStoreResource):
-    with signal_store.open() as store:
-        info = _refused(lambda: snapshots.promote(postgres.get_url(), config.import_id, latest=config.latest,
-                                                  signals=store))
+    with signal_store.open() as signals, refused():
+        info = SnapshotStore(postgres.get_url(), signals=signals).promote(config.import_id, latest=config.latest)
     return dg.Output(None, metadata=_snapshot_metadata(info))
 
 
 @dg.op(out=dg.Out(dg.Nothing))
 def rollback_op(config: RollbackConfig, postgres: PostgresResource, signal_store: SignalStoreResource):
-    with signal_store.open() as store:
-        info = _refused(lambda: snapshots.rollback(postgres.get_url(), config.import_id, signals=store))
+    with signal_store.open() as signals, refused():
+        info = SnapshotStore(postgres.get_url(), signals=signals).rollback(config.import_id)
     return dg.Output(None, metadata=_snapshot_metadata(info))
 
 
 @dg.op(out=dg.Out(dg.Nothing))
 def cleanup_op(config: CleanupConfig, postgres: PostgresResource):
-    removed = _refused(lambda: snapshots.cleanup(postgres.get_url(), config.keep))
+    with refused():
+        removed = SnapshotStore(postgres.get_url()).cleanup(config.keep)
     return dg.Output(None, metadata={"kept": config.keep, "removed": int(removed or 0)})
 
 

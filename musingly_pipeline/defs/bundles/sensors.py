@@ -10,8 +10,8 @@ from musingly_pipeline.defs.bundles.assets import SHA_TAG
 from musingly_pipeline.defs.bundles.jobs import import_bundle_job
 from musingly_pipeline.defs.bundles.partitions import bundle_partitions
 from musingly_pipeline.defs.resources import DataFolderResource, PostgresResource
-from musingly_pipeline.inbox import is_incremental, scan_inbox
-from musingly_pipeline.staging import pushes_after, stage_file
+from musingly_pipeline.bundles import SnapshotStore
+from musingly_pipeline.bundles.inbox import is_incremental, scan_inbox
 
 MERGE_CONFIG = {"ops": {"bundle_import": {"config": {"merge": True}}}}
 
@@ -33,17 +33,17 @@ def _request(name: str, sha256: str, run_key: str) -> dg.RunRequest:
 def bundle_inbox_sensor(context: dg.SensorEvaluationContext, data_folder: DataFolderResource,
                         postgres: PostgresResource) -> dg.SensorResult:
     state = json.loads(context.cursor) if context.cursor else {}
-    url = postgres.get_url()
+    store = SnapshotStore(postgres.get_url())
 
     def stage(path: Path, sha256: str) -> str:
-        return stage_file(url, path, sha256=sha256).sha256
+        return store.stage_file(path, sha256).sha256
 
     scan = scan_inbox(data_folder.inbox, state, settle_seconds=data_folder.settle(), stage=stage)
     for name, why in scan.skipped.items():
         context.log.warning(f"skipping {name}: {why}")
     requests = [_request(f.name, f.sha256, f"{f.name}:{f.sha256}:{f.mtime_ns}") for f in scan.ready]
     last_push = int(state.get("push_id", 0))
-    for push in pushes_after(url, last_push):
+    for push in store.pushes_after(last_push):
         last_push = push.id
         if push.duplicate:
             context.log.info(f"push {push.id} of {push.name}: the same bytes as its previous push, nothing new")

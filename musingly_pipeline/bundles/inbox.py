@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from musingly_pipeline.settings import INCREMENTAL_FOLDER
-from musingly_pipeline.staging import PARTIAL_SUFFIXES, file_sha256
+from musingly_pipeline.bundles.staging import PARTIAL_SUFFIXES, file_sha256
 
 # Files that left the inbox stay in the state (so the same content dropped again under the same
 # name is not imported again) until it holds this many names.

@@ -20,7 +20,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from musingly_core.models import ENTITY_KINDS
-from musingly_pipeline.storage import snapshots as store
+from musingly_pipeline.bundles import BundleInvalid, SnapshotStore
 from musingly_core.bundle_file import validate_bundle_file
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "data" / "examples").glob("*.json"))
@@ -218,19 +218,19 @@ def check_agreement(url: str, path: Path) -> str:
     """
     checked = validate_bundle_file(path)
     errors = sorted((i.code, i.path) for i in checked.report.errors)
-    before = (len(store.list_snapshots(url)), len(store.list_imports(url)))
+    before = (len(SnapshotStore(url).list_snapshots()), len(SnapshotStore(url).list_imports()))
     try:
-        result = store.import_bundle_file(url, path, allow_shrink=True)
-    except store.BundleInvalid as refused:
+        result = SnapshotStore(url).import_file(path, allow_shrink=True)
+    except BundleInvalid as refused:
         assert not checked.valid, f"import refused what validate accepted: {refused}"
         assert sorted((i.code, i.path) for i in refused.report.errors) == errors
-        assert (len(store.list_snapshots(url)), len(store.list_imports(url))) == before
+        assert (len(SnapshotStore(url).list_snapshots()), len(SnapshotStore(url).list_imports())) == before
         return "invalid"
     assert checked.valid, f"import accepted what validate refused: {errors}"
-    back = store.export_bundle(url, result.snapshot_id)
+    back = SnapshotStore(url).export_bundle(result.snapshot_id)
     for kind in ENTITY_KINDS:
         stored = sorted(json.dumps(r.model_dump(mode="json"), sort_keys=True) for r in getattr(back, kind))
         validated = sorted(json.dumps(r.model_dump(mode="json"), sort_keys=True) for r in getattr(checked.bundle, kind))
         assert stored == validated, kind
-    store.delete_draft(url, result.snapshot_id)
+    SnapshotStore(url).delete_draft(result.snapshot_id)
     return "valid"

@@ -8,11 +8,11 @@ import uuid
 import psycopg
 import pytest
 
-from musingly_pipeline.storage import snapshots as store
+from musingly_pipeline.bundles import SnapshotError, SnapshotStore
 from musingly_pipeline.storage.database import connect
 from musingly_pipeline.storage.migrations import ensure_migrated
-from musingly_pipeline.synthetic import write_bundle
-from musingly_pipeline_tests.storage.helpers import EXAMPLE, bundle, variant
+from musingly_pipeline.bundles.synthetic import write_bundle
+from musingly_pipeline_tests.bundles.helpers import EXAMPLE, bundle, variant
 
 
 @pytest.fixture
@@ -60,11 +60,11 @@ def test_the_guides_flow_in_plain_sql(url):
 
 
 def test_at_most_one_current_snapshot(url):
-    a = store.import_bundle(url, bundle("a"), promote=True)
-    b = store.import_bundle(url, variant("b", "b"))
+    a = SnapshotStore(url).import_bundle(bundle("a"), promote=True)
+    b = SnapshotStore(url).import_bundle(variant("b", "b"))
     with connect(url) as conn, pytest.raises(psycopg.errors.UniqueViolation):
         conn.execute("UPDATE snapshots SET status = 'current' WHERE id = %s", (b.snapshot_id,))
-    assert store.current_snapshot(url).id == a.snapshot_id
+    assert SnapshotStore(url).current_snapshot().id == a.snapshot_id
 
 
 def test_only_a_ready_snapshot_can_be_promoted(url):
@@ -83,26 +83,26 @@ def test_only_a_ready_snapshot_can_be_promoted(url):
 
 
 def test_an_archived_snapshot_comes_back_only_through_rollback(url):
-    a = store.import_bundle(url, bundle("a"), promote=True)
-    store.import_bundle(url, variant("b", "b"), promote=True)
+    a = SnapshotStore(url).import_bundle(bundle("a"), promote=True)
+    SnapshotStore(url).import_bundle(variant("b", "b"), promote=True)
     with connect(url) as conn, pytest.raises(psycopg.errors.CheckViolation):
         conn.execute("UPDATE snapshots SET status = 'current' WHERE id = %s", (a.snapshot_id,))
-    with pytest.raises(store.SnapshotError, match="not ready"):
-        store.promote(url, a.import_id)
+    with pytest.raises(SnapshotError, match="not ready"):
+        SnapshotStore(url).promote(a.import_id)
 
 
 def test_the_current_snapshot_cannot_be_deleted(url):
-    a = store.import_bundle_file(url, EXAMPLE, promote=True)
+    a = SnapshotStore(url).import_file(EXAMPLE, promote=True)
     with connect(url) as conn, pytest.raises(psycopg.errors.CheckViolation, match="cannot be deleted"):
         conn.execute("DELETE FROM snapshots WHERE id = %s", (a.snapshot_id,))
-    with pytest.raises(store.SnapshotError):
-        store.delete_draft(url, a.snapshot_id)
-    assert store.snapshot_row_counts(url, a.snapshot_id)["sparks"] == 4
+    with pytest.raises(SnapshotError):
+        SnapshotStore(url).delete_draft(a.snapshot_id)
+    assert SnapshotStore(url).snapshot_row_counts(a.snapshot_id)["sparks"] == 4
 
 
 def test_references_cannot_leave_their_snapshot(url):
-    a = store.import_bundle_file(url, EXAMPLE)
-    b = store.import_bundle(url, variant("b", "b"))
+    a = SnapshotStore(url).import_file(EXAMPLE)
+    b = SnapshotStore(url).import_bundle(variant("b", "b"))
     with connect(url) as conn:
         concept, spark = conn.execute(
             "SELECT c.id, p.id FROM concepts c, sparks p WHERE c.snapshot_id = %s AND p.snapshot_id = %s "
@@ -117,7 +117,7 @@ def test_references_cannot_leave_their_snapshot(url):
 
 def test_bulk_statements_check_references_too(url, tmp_path):
     """From 20k rows on, the reference check takes its hash-join form (0005): same rule, same error."""
-    a = store.import_bundle_file(url, write_bundle(tmp_path / "big.json", 7000, content_bytes=10))
+    a = SnapshotStore(url).import_file(write_bundle(tmp_path / "big.json", 7000, content_bytes=10))
     assert a.entity_counts["spark_links"] >= 20_000  # the load itself went through the bulk form
     with connect(url) as conn:
         sid = _one(conn, "SELECT create_import_snapshot('copy', 'copy')")
@@ -139,7 +139,7 @@ def test_bulk_statements_check_references_too(url, tmp_path):
 
 
 def test_referenced_rows_and_snapshots_cannot_be_deleted_from_under_their_references(url):
-    a = store.import_bundle_file(url, EXAMPLE)
+    a = SnapshotStore(url).import_file(EXAMPLE)
     with connect(url) as conn:
         with pytest.raises(psycopg.errors.ForeignKeyViolation, match="still referred to"):
             conn.execute("DELETE FROM sparks WHERE snapshot_id = %s", (a.snapshot_id,))
@@ -153,8 +153,8 @@ def test_referenced_rows_and_snapshots_cannot_be_deleted_from_under_their_refere
                          "estimated_minutes) VALUES (gen_random_uuid(), gen_random_uuid(), 't', 't', 'x', "
                          "'beginner', 1)")
         conn.rollback()
-    store.delete_draft(url, a.snapshot_id)  # deleting a whole snapshot, referencing rows first, is fine
-    assert store.get_snapshot(url, a.snapshot_id) is None
+    SnapshotStore(url).delete_draft(a.snapshot_id)  # deleting a whole snapshot, referencing rows first, is fine
+    assert SnapshotStore(url).get_snapshot(a.snapshot_id) is None
 
 
 def test_stale_importing_log_is_failed_by_the_next_command(url):
@@ -162,10 +162,10 @@ def test_stale_importing_log_is_failed_by_the_next_command(url):
     conn = connect(url, autocommit=True)
     iid = _one(conn, "SELECT start_import('ghost')")
     conn.execute("SELECT update_import_status(%s, 'importing')", (iid,))
-    [log] = store.list_imports(url)
+    [log] = SnapshotStore(url).list_imports()
     assert log.status == "importing"  # its session is alive: not stale
     conn.close()
     deadline = time.monotonic() + 10  # the server notices the closed socket almost at once
-    while (log := store.list_imports(url)[0]).status == "importing" and time.monotonic() < deadline:
+    while (log := SnapshotStore(url).list_imports()[0]).status == "importing" and time.monotonic() < deadline:
         time.sleep(0.05)
     assert log.status == "failed" and "ended before finishing" in log.error_message

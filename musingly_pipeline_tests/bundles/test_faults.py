@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from musingly_pipeline.storage import snapshots as store
+from musingly_pipeline.bundles import ImportRefused, ImportResult, SnapshotError, SnapshotInfo, SnapshotStore, importing
 from musingly_pipeline.storage.database import connect
-from musingly_pipeline.synthetic import write_bundle
-from musingly_pipeline_tests.storage.helpers import assert_consistent, bundle, variant
+from musingly_pipeline.bundles.synthetic import write_bundle
+from musingly_pipeline_tests.bundles.helpers import assert_consistent, bundle, variant
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,50 +52,50 @@ def _current_count(url) -> int:
 
 
 def test_two_promotes_racing(url):
-    store.import_bundle(url, bundle("base"), promote=True)
+    SnapshotStore(url).import_bundle(bundle("base"), promote=True)
     for round_ in range(4):
-        a = store.import_bundle(url, variant(f"a{round_}", f"a{round_}"))
-        b = store.import_bundle(url, variant(f"b{round_}", f"b{round_}"))
-        outcomes = _race(lambda: store.promote(url, a.import_id), lambda: store.promote(url, b.import_id))
-        assert all(isinstance(o, store.SnapshotInfo) for o in outcomes), outcomes
+        a = SnapshotStore(url).import_bundle(variant(f"a{round_}", f"a{round_}"))
+        b = SnapshotStore(url).import_bundle(variant(f"b{round_}", f"b{round_}"))
+        outcomes = _race(lambda: SnapshotStore(url).promote(a.import_id), lambda: SnapshotStore(url).promote(b.import_id))
+        assert all(isinstance(o, SnapshotInfo) for o in outcomes), outcomes
         assert _current_count(url) == 1
-        assert store.current_snapshot(url).id in (a.snapshot_id, b.snapshot_id)
+        assert SnapshotStore(url).current_snapshot().id in (a.snapshot_id, b.snapshot_id)
         assert_consistent(url)
 
 
 def test_promote_racing_rollback(url):
-    store.import_bundle(url, bundle("base"), promote=True)
+    SnapshotStore(url).import_bundle(bundle("base"), promote=True)
     for round_ in range(4):
-        store.import_bundle(url, variant(f"x{round_}", f"x{round_}"), promote=True)
-        y = store.import_bundle(url, variant(f"y{round_}", f"y{round_}"))
-        outcomes = _race(lambda: store.promote(url, y.import_id), lambda: store.rollback(url))
-        assert isinstance(outcomes[0], store.SnapshotInfo), outcomes  # a ready snapshot is always promotable
-        assert not isinstance(outcomes[1], Exception) or isinstance(outcomes[1], store.SnapshotError)
+        SnapshotStore(url).import_bundle(variant(f"x{round_}", f"x{round_}"), promote=True)
+        y = SnapshotStore(url).import_bundle(variant(f"y{round_}", f"y{round_}"))
+        outcomes = _race(lambda: SnapshotStore(url).promote(y.import_id), lambda: SnapshotStore(url).rollback())
+        assert isinstance(outcomes[0], SnapshotInfo), outcomes  # a ready snapshot is always promotable
+        assert not isinstance(outcomes[1], Exception) or isinstance(outcomes[1], SnapshotError)
         assert _current_count(url) == 1
         assert_consistent(url)
 
 
 def test_two_imports_in_parallel(url):
-    store.import_bundle(url, bundle("base"), promote=True)
+    SnapshotStore(url).import_bundle(bundle("base"), promote=True)
     outcomes = _race(
-        lambda: store.import_bundle(url, variant("p", "p"), promote=True),
-        lambda: store.import_bundle(url, variant("q", "q"), promote=True),
-        lambda: store.import_bundle(url, variant("same", "same")),
-        lambda: store.import_bundle(url, variant("same-again", "same")),
+        lambda: SnapshotStore(url).import_bundle(variant("p", "p"), promote=True),
+        lambda: SnapshotStore(url).import_bundle(variant("q", "q"), promote=True),
+        lambda: SnapshotStore(url).import_bundle(variant("same", "same")),
+        lambda: SnapshotStore(url).import_bundle(variant("same-again", "same")),
     )
-    assert all(isinstance(o, store.ImportResult) for o in outcomes), outcomes
+    assert all(isinstance(o, ImportResult) for o in outcomes), outcomes
     assert _current_count(url) == 1
-    assert store.current_snapshot(url).id in (outcomes[0].snapshot_id, outcomes[1].snapshot_id)
+    assert SnapshotStore(url).current_snapshot().id in (outcomes[0].snapshot_id, outcomes[1].snapshot_id)
     # the two imports of the same content made one snapshot between them
     assert outcomes[2].snapshot_id == outcomes[3].snapshot_id
     assert sorted((outcomes[2].reused, outcomes[3].reused)) == [False, True]
-    assert {log.status for log in store.list_imports(url)} <= {"promoted", "ready"}
+    assert {log.status for log in SnapshotStore(url).list_imports()} <= {"promoted", "ready"}
     assert_consistent(url)
 
 
 _IMPORTER = textwrap.dedent("""
     import os, signal, sys
-    from musingly_pipeline.storage import snapshots as store
+    from musingly_pipeline.bundles import SnapshotStore
     url, path, kill_at = sys.argv[1:4]
 
     def progress(stage, done, total):
@@ -103,7 +103,7 @@ _IMPORTER = textwrap.dedent("""
             print("killing", flush=True)
             os.kill(os.getpid(), signal.SIGKILL)
 
-    store.import_bundle_file(url, path, progress=progress, allow_shrink=True)
+    SnapshotStore(url).import_file(path, progress=progress, allow_shrink=True)
 """)
 
 
@@ -120,15 +120,15 @@ def _run_importer(url: str, path: Path, kill_at: str) -> subprocess.CompletedPro
 
 @pytest.mark.parametrize("kill_at", ["hashing", "domains", "sparks", "spark_links", "concept_links"])
 def test_kill_9_mid_import_leaves_nothing_and_can_be_rerun(url, medium_bundle, kill_at):
-    base = store.import_bundle(url, bundle("base"), promote=True)
-    before = store.snapshot_row_counts(url, base.snapshot_id)
+    base = SnapshotStore(url).import_bundle(bundle("base"), promote=True)
+    before = SnapshotStore(url).snapshot_row_counts(base.snapshot_id)
 
     done = _run_importer(url, medium_bundle, kill_at)
     assert done.returncode == -signal.SIGKILL, done.stderr
 
     deadline = time.monotonic() + 10  # until the server has seen the dead client's socket close
     while True:
-        logs = store.list_imports(url)
+        logs = SnapshotStore(url).list_imports()
         if all(log.status not in ("pending", "importing") for log in logs) or time.monotonic() > deadline:
             break
         time.sleep(0.05)
@@ -136,14 +136,14 @@ def test_kill_9_mid_import_leaves_nothing_and_can_be_rerun(url, medium_bundle, k
     # every stage runs after the log row is written (hashing runs beside the COPY)
     [log] = killed
     assert log.status == "failed" and "ended before finishing" in log.error_message
-    assert store.current_snapshot(url).id == base.snapshot_id
-    assert store.snapshot_row_counts(url, base.snapshot_id) == before
-    assert [s.id for s in store.list_snapshots(url)] == [base.snapshot_id]
+    assert SnapshotStore(url).current_snapshot().id == base.snapshot_id
+    assert SnapshotStore(url).snapshot_row_counts(base.snapshot_id) == before
+    assert [s.id for s in SnapshotStore(url).list_snapshots()] == [base.snapshot_id]
     with connect(url) as conn:  # no rows of any other snapshot anywhere
         assert conn.execute("SELECT count(*) FROM sparks WHERE snapshot_id <> %s",
                             (base.snapshot_id,)).fetchone()[0] == 0
 
-    result = store.import_bundle_file(url, medium_bundle, allow_shrink=True)
+    result = SnapshotStore(url).import_file(medium_bundle, allow_shrink=True)
     assert result.entity_counts["sparks"] == 3000 and not result.reused
     assert_consistent(url)
 
@@ -161,19 +161,19 @@ def _wait_for_a_lock_wait(url: str, timeout: float = 30) -> None:
 def test_cleanup_of_an_import_parent_waits_for_the_import_instead_of_deadlocking(url):
     """The import holds its parent's row and needs a content table; cleanup deleting that parent
     (archived by a promote meanwhile) used to drop partitions first and then wait for the row."""
-    base = store.import_bundle(url, bundle("base"), promote=True)
-    other = store.import_bundle(url, variant("other", "other"))
+    base = SnapshotStore(url).import_bundle(bundle("base"), promote=True)
+    other = SnapshotStore(url).import_bundle(variant("other", "other"))
     with connect(url) as importer:
         snapshot_id = importer.execute("SELECT create_snapshot_row('n', 'v', NULL, %s)",
                                        (base.snapshot_id,)).fetchone()[0]
-        store.promote(url, other.import_id)  # the import's parent is now archived
-        [cleaned] = _race_in_background(lambda: store.cleanup(url, 1), lambda: _wait_for_a_lock_wait(url))
+        SnapshotStore(url).promote(other.import_id)  # the import's parent is now archived
+        [cleaned] = _race_in_background(lambda: SnapshotStore(url).cleanup(1), lambda: _wait_for_a_lock_wait(url))
         # the import goes on to its first table: it must not wait for the cleanup
         importer.execute("SELECT prepare_snapshot_partition('domains', %s)", (snapshot_id,))
         importer.execute("SELECT finish_snapshot_partition('domains', %s)", (snapshot_id,))
         importer.rollback()
     assert cleaned.result(timeout=60) == 1
-    assert [s.id for s in store.list_snapshots(url)] == [other.snapshot_id]
+    assert [s.id for s in SnapshotStore(url).list_snapshots()] == [other.snapshot_id]
     assert_consistent(url)
 
 
@@ -192,20 +192,20 @@ def test_an_import_reusing_a_snapshot_being_deleted_keeps_its_own_copy(url):
     """A delete-draft of the snapshot an import is about to reuse waits for the import's tables; it
     used to get them when the import rolled its load back to reuse, and commit before the import
     recorded the reuse: ForeignKeyViolation on the import's log."""
-    store.import_bundle(url, bundle("base"), promote=True)
-    ready = store.import_bundle(url, variant("first", "same"))
+    SnapshotStore(url).import_bundle(bundle("base"), promote=True)
+    ready = SnapshotStore(url).import_bundle(variant("first", "same"))
     deleting = []
 
     def progress(stage, done, total):  # the import holds the domains table: start the delete now
         if stage == "trails" and not deleting:
-            deleting.extend(_race_in_background(lambda: store.delete_draft(url, ready.snapshot_id),
+            deleting.extend(_race_in_background(lambda: SnapshotStore(url).delete_draft(ready.snapshot_id),
                                                 lambda: _wait_for_a_lock_wait(url)))
 
-    result = store.import_bundle(url, variant("second", "same"), progress=progress)
+    result = SnapshotStore(url).import_bundle(variant("second", "same"), progress=progress)
     deleting[0].result(timeout=60)
     assert not result.reused and result.snapshot_id != ready.snapshot_id
-    assert store.get_snapshot(url, result.snapshot_id).status == "ready"
-    assert {log.version_label: log.status for log in store.list_imports(url)} == {
+    assert SnapshotStore(url).get_snapshot(result.snapshot_id).status == "ready"
+    assert {log.version_label: log.status for log in SnapshotStore(url).list_imports()} == {
         "base": "promoted", "first": "failed", "second": "ready"}
     assert_consistent(url)
 
@@ -214,7 +214,7 @@ def test_imports_cleanup_and_delete_draft_running_together_raise_only_refusals(u
     """Three loops at once for a few seconds: imports (same content again and again, so they reuse,
     and promoted every other time), cleanup --keep 1 and delete-draft of the newest ready snapshot.
     Refusals are legitimate outcomes of a race; anything else is a defect."""
-    store.import_bundle(url, bundle("base"), promote=True)
+    SnapshotStore(url).import_bundle(bundle("base"), promote=True)
     stop = time.monotonic() + 4
     outcomes: dict[str, list] = {"import": [], "cleanup": [], "delete": []}
     unhandled: list[str] = []
@@ -226,22 +226,20 @@ def test_imports_cleanup_and_delete_draft_running_together_raise_only_refusals(u
             try:
                 call(i)
                 outcomes[name].append("ok")
-            except (store.SnapshotError, store.ImportRefused) as exc:
+            except (SnapshotError, ImportRefused) as exc:
                 outcomes[name].append(type(exc).__name__)
             except Exception as exc:  # noqa: BLE001 - what the test counts
                 unhandled.append(f"{name}: {type(exc).__name__}: {exc}")
 
     def newest_ready(i):
-        ready = [s for s in store.list_snapshots(url) if s.status == "ready"]
+        ready = [s for s in SnapshotStore(url).list_snapshots() if s.status == "ready"]
         if ready:
-            store.delete_draft(url, ready[0].id)
+            SnapshotStore(url).delete_draft(ready[0].id)
 
     threads = [
-        threading.Thread(target=loop, args=("import", lambda i: store.import_bundle(
-            url, variant(f"i{i}", f"content {i % 3}"), promote=i % 2 == 0))),
-        threading.Thread(target=loop, args=("import", lambda i: store.import_bundle(
-            url, variant(f"j{i}", f"content {i % 2}"), promote=i % 3 == 0))),
-        threading.Thread(target=loop, args=("cleanup", lambda i: store.cleanup(url, 1))),
+        threading.Thread(target=loop, args=("import", lambda i: SnapshotStore(url).import_bundle(variant(f"i{i}", f"content {i % 3}"), promote=i % 2 == 0))),
+        threading.Thread(target=loop, args=("import", lambda i: SnapshotStore(url).import_bundle(variant(f"j{i}", f"content {i % 2}"), promote=i % 3 == 0))),
+        threading.Thread(target=loop, args=("cleanup", lambda i: SnapshotStore(url).cleanup(1))),
         threading.Thread(target=loop, args=("delete", newest_ready)),
     ]
     for t in threads:
@@ -257,62 +255,62 @@ def test_imports_cleanup_and_delete_draft_running_together_raise_only_refusals(u
 def test_a_merge_whose_base_is_deleted_meanwhile_is_refused_with_a_code(url, monkeypatch):
     """The merge read the current snapshot; before it loaded, another import was promoted and
     cleanup deleted the one it read (it used to end in ForeignKeyViolation)."""
-    from musingly_pipeline_tests.storage.helpers import HOTFIX
+    from musingly_pipeline_tests.bundles.helpers import HOTFIX
 
-    base = store.import_bundle(url, bundle("base"), promote=True)
-    merge = store.merge_bundles
+    base = SnapshotStore(url).import_bundle(bundle("base"), promote=True)
+    merge = importing.merge_bundles
 
     def merge_while_the_base_goes(*args):
-        store.import_bundle(url, variant("newer", "newer"), promote=True)
-        assert store.cleanup(url, 1) == 1
+        SnapshotStore(url).import_bundle(variant("newer", "newer"), promote=True)
+        assert SnapshotStore(url).cleanup(1) == 1
         return merge(*args)
 
-    monkeypatch.setattr(store, "merge_bundles", merge_while_the_base_goes)
-    with pytest.raises(store.ImportRefused) as refused:
-        store.import_bundle_file(url, HOTFIX, merge=True)
+    monkeypatch.setattr(importing, "merge_bundles", merge_while_the_base_goes)
+    with pytest.raises(ImportRefused) as refused:
+        SnapshotStore(url).import_file(HOTFIX, merge=True)
     assert refused.value.code == "IMPORT_BASE_DELETED" and str(refused.value).startswith("IMPORT_BASE_DELETED: ")
-    assert store.get_snapshot(url, base.snapshot_id) is None
-    [failed] = store.list_imports(url, status="failed")
+    assert SnapshotStore(url).get_snapshot(base.snapshot_id) is None
+    [failed] = SnapshotStore(url).list_imports(status="failed")
     assert failed.version_label == "v2.1.1-hotfix" and "IMPORT_BASE_DELETED" in failed.error_message
-    assert [s.version_label for s in store.list_snapshots(url)] == ["newer"]
+    assert [s.version_label for s in SnapshotStore(url).list_snapshots()] == ["newer"]
     assert_consistent(url)
 
 
 def test_a_full_import_whose_parent_is_deleted_meanwhile_takes_the_current_one(url, monkeypatch):
     """Parent: the snapshot current when the import started; archived and cleaned up before the
     import created its snapshot, it used to fail the import with ForeignKeyViolation."""
-    store.import_bundle(url, bundle("base"), promote=True)
-    refuse_shrink = store._refuse_shrink
+    SnapshotStore(url).import_bundle(bundle("base"), promote=True)
+    refuse_shrink = importing.refuse_shrink
 
     def check_while_the_parent_goes(current, new):
         if not checked:  # once: the import made here checks too
             checked.append(None)
-            checked[0] = store.import_bundle(url, variant("newer", "newer"), promote=True).snapshot_id
-            assert store.cleanup(url, 1) == 1
+            checked[0] = SnapshotStore(url).import_bundle(variant("newer", "newer"), promote=True).snapshot_id
+            assert SnapshotStore(url).cleanup(1) == 1
         return refuse_shrink(current, new)
 
     checked: list = []
-    monkeypatch.setattr(store, "_refuse_shrink", check_while_the_parent_goes)
-    result = store.import_bundle(url, variant("full", "full"))
-    assert store.get_snapshot(url, result.snapshot_id).parent_id == checked[0]
+    monkeypatch.setattr(importing, "refuse_shrink", check_while_the_parent_goes)
+    result = SnapshotStore(url).import_bundle(variant("full", "full"))
+    assert SnapshotStore(url).get_snapshot(result.snapshot_id).parent_id == checked[0]
     assert_consistent(url)
 
 
 def test_a_reused_import_log_follows_its_snapshot(url):
     """import X; import X; promote --latest; import Y --promote: the first X log said 'ready'
     while its snapshot was archived."""
-    first = store.import_bundle(url, bundle("x"))
-    again = store.import_bundle(url, bundle("x-again"))
+    first = SnapshotStore(url).import_bundle(bundle("x"))
+    again = SnapshotStore(url).import_bundle(bundle("x-again"))
     assert again.reused and again.snapshot_id == first.snapshot_id
-    store.promote(url, latest=True)
-    store.import_bundle(url, variant("y", "y"), promote=True)
-    statuses = {log.version_label: log.status for log in store.list_imports(url)}
+    SnapshotStore(url).promote(latest=True)
+    SnapshotStore(url).import_bundle(variant("y", "y"), promote=True)
+    statuses = {log.version_label: log.status for log in SnapshotStore(url).list_imports()}
     assert statuses == {"x": "promoted", "x-again": "promoted", "y": "promoted"}
     assert_consistent(url)
     # a reuse of the current snapshot is live already: logged promoted, rolled back with it
-    live = store.import_bundle(url, variant("y-again", "y"))
+    live = SnapshotStore(url).import_bundle(variant("y-again", "y"))
     assert live.reused and live.status == "promoted"
-    store.rollback(url)
-    statuses = {log.version_label: log.status for log in store.list_imports(url)}
+    SnapshotStore(url).rollback()
+    statuses = {log.version_label: log.status for log in SnapshotStore(url).list_imports()}
     assert statuses["y"] == statuses["y-again"] == "rolled_back"
     assert_consistent(url)

@@ -22,6 +22,7 @@ from typing import BinaryIO
 
 from musingly_core.bundle_file import MAX_BUNDLE_BYTES
 
+from musingly_pipeline.bundles.errors import PushRefused, StagingError
 from musingly_pipeline.storage.database import connect
 from musingly_pipeline.storage.migrations import ensure_migrated
 
@@ -30,10 +31,6 @@ _READ = 1 << 20
 # A bundle over this is refused before it is parsed (musingly_core); a push of one is refused too.
 MAX_PUSH_BYTES = MAX_BUNDLE_BYTES
 PARTIAL_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload")
-
-
-class StagingError(Exception):
-    """A staged bundle is missing or its bytes do not match their hash; the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -93,8 +90,8 @@ def stage_stream(url: str, stream: BinaryIO, *, source: str | None = None, limit
                 while chunk := _read_chunk(stream):
                     size += len(chunk)
                     if limit is not None and size > limit:
-                        raise PushRefused(f"the bundle is over {limit >> 20} MiB, the most one bundle may be; "
-                                          "split it into several bundles (merge the later ones)")
+                        raise PushRefused("PUSH_TOO_LARGE", f"the bundle is over {limit >> 20} MiB, the most one "
+                                          "bundle may be; split it into several bundles (merge the later ones)")
                     digest.update(chunk)
                     copy.write_row((upload, chunks, chunk))
                     chunks += 1
@@ -132,8 +129,8 @@ def fetch_staged(url: str, sha256: str, cache_dir: Path) -> Path:
     with connect(url) as conn:
         row = conn.execute("SELECT upload_id, size, chunks FROM staged_bundles WHERE sha256 = %s", (sha256,)).fetchone()
         if row is None:
-            raise StagingError(f"no staged bundle has sha256 {sha256}; it was never staged here or was cleaned up: "
-                               "drop the file into the inbox again")
+            raise StagingError("STAGED_BUNDLE_MISSING", f"no staged bundle has sha256 {sha256}; it was never staged "
+                               "here or was cleaned up: drop the file into the inbox again")
         upload, size, expected_chunks = row
         written = seen = 0
         try:
@@ -148,8 +145,9 @@ def fetch_staged(url: str, sha256: str, cache_dir: Path) -> Path:
                         seen += 1
             if seen != expected_chunks or written != size or digest.hexdigest() != sha256:
                 raise StagingError(
-                    f"staged bundle {sha256} is damaged: read {written} bytes in {seen} chunks hashing to "
-                    f"{digest.hexdigest()}, expected {size} bytes in {expected_chunks}; drop the file again")
+                    "STAGED_BUNDLE_DAMAGED", f"staged bundle {sha256} is damaged: read {written} bytes in {seen} "
+                    f"chunks hashing to {digest.hexdigest()}, expected {size} bytes in {expected_chunks}; drop the "
+                    "file again")
             tmp.replace(final)
         finally:
             tmp.unlink(missing_ok=True)
@@ -159,10 +157,6 @@ def fetch_staged(url: str, sha256: str, cache_dir: Path) -> Path:
 # Pushes: bundles handed in without a shared folder (``musingly inbox push``, ``POST /api/bundles``).
 
 _NAME = re.compile(r"(?:incremental/)?[^/.][^/]*\.json")
-
-
-class PushRefused(ValueError):
-    """A push that cannot be taken (its name, its size); the message says the fix."""
 
 
 @dataclass(frozen=True)
@@ -184,8 +178,8 @@ class Push:
 def check_push_name(name: str) -> str:
     """``name`` as an inbox file name (``x.json`` or ``incremental/x.json``), or :class:`PushRefused`."""
     if not _NAME.fullmatch(name) or name.endswith(PARTIAL_SUFFIXES):
-        raise PushRefused(f"cannot push as {name!r}: name it like an inbox file, NAME.json or incremental/NAME.json "
-                          "(no other folders, no leading dot)")
+        raise PushRefused("PUSH_NAME_INVALID", f"cannot push as {name!r}: name it like an inbox file, NAME.json or "
+                          "incremental/NAME.json (no other folders, no leading dot)")
     return name
 
 

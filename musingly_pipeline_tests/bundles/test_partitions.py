@@ -10,11 +10,11 @@ import pytest
 
 from musingly_core.models import ENTITY_KINDS
 
-from musingly_pipeline.storage import snapshots as store
+from musingly_pipeline.bundles import SnapshotStore
 from musingly_pipeline.storage.database import connect
-from musingly_pipeline.storage.loader import TABLES, copy_rows, table_rows
+from musingly_pipeline.bundles.loader import TABLES, copy_rows, table_rows
 from musingly_pipeline.storage.migrations import MIGRATIONS_DIR, migrate
-from musingly_pipeline_tests.storage.helpers import EXAMPLE, bundle, variant
+from musingly_pipeline_tests.bundles.helpers import EXAMPLE, bundle, variant
 
 
 @pytest.fixture
@@ -36,8 +36,8 @@ def _content_tables(conn: psycopg.Connection) -> set[str]:
 
 
 def test_each_snapshot_is_one_partition_per_table_and_goes_with_it(url):
-    a = store.import_bundle_file(url, EXAMPLE)
-    b = store.import_bundle(url, variant("b", "b"))
+    a = SnapshotStore(url).import_file(EXAMPLE)
+    b = SnapshotStore(url).import_bundle(variant("b", "b"))
     with connect(url) as conn:
         for kind in ENTITY_KINDS:
             names = {conn.execute("SELECT snapshot_partition(%s, %s)", (kind, s)).fetchone()[0]
@@ -48,17 +48,17 @@ def test_each_snapshot_is_one_partition_per_table_and_goes_with_it(url):
                 "SELECT count(*) FROM pg_index WHERE indrelid = %s::regclass",
                 (min(names),)).fetchone()[0] == conn.execute(
                 "SELECT count(*) FROM pg_index WHERE indrelid = %s::regclass", (kind,)).fetchone()[0]
-    store.delete_draft(url, a.snapshot_id)
+    SnapshotStore(url).delete_draft(a.snapshot_id)
     with connect(url) as conn:
         left = _content_tables(conn)
     assert not {t for t in left if t.endswith(a.snapshot_id.hex)}
-    assert store.snapshot_row_counts(url, b.snapshot_id) == b.entity_counts
+    assert SnapshotStore(url).snapshot_row_counts(b.snapshot_id) == b.entity_counts
 
 
 def test_a_partition_that_fails_its_reference_check_is_not_attached_and_leaves_no_table(url):
     """The loader's own path in SQL: prepare, fill, finish; a stray reference is refused by the
     database itself (the loader's ids come from the validated bundle, so this is the last guard)."""
-    a = store.import_bundle_file(url, EXAMPLE, promote=True)
+    a = SnapshotStore(url).import_file(EXAMPLE, promote=True)
     with connect(url) as conn:
         before = _content_tables(conn)
         sid = conn.execute("SELECT create_snapshot_row('by hand', 'by-hand')").fetchone()[0]
@@ -82,7 +82,7 @@ def test_a_partition_that_fails_its_reference_check_is_not_attached_and_leaves_n
 
 
 def test_the_guides_sql_path_still_inserts_through_the_parents(url):
-    a = store.import_bundle_file(url, EXAMPLE)
+    a = SnapshotStore(url).import_file(EXAMPLE)
     with connect(url) as conn:
         sid = conn.execute("SELECT create_import_snapshot('by hand', 'by-hand')").fetchone()[0]
         for kind in ENTITY_KINDS:
@@ -90,13 +90,13 @@ def test_the_guides_sql_path_still_inserts_through_the_parents(url):
                          ", ".join(TABLES[kind].columns[1:]) + f" FROM {kind} WHERE snapshot_id = %s",
                          (sid, a.snapshot_id))
         conn.commit()
-    assert store.snapshot_row_counts(url, sid) == a.entity_counts
+    assert SnapshotStore(url).snapshot_row_counts(sid) == a.entity_counts
 
 
 def test_the_current_views_read_only_the_current_partition(url):
-    store.import_bundle(url, bundle("a"), promote=True)
-    b = store.import_bundle(url, variant("b", "b"), promote=True)
-    store.import_bundle(url, variant("c", "c"))
+    SnapshotStore(url).import_bundle(bundle("a"), promote=True)
+    b = SnapshotStore(url).import_bundle(variant("b", "b"), promote=True)
+    SnapshotStore(url).import_bundle(variant("c", "c"))
     with connect(url) as conn:
         plan = "\n".join(r[0] for r in conn.execute(
             "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT * FROM current_spark_links"))
@@ -132,7 +132,7 @@ def test_upgrade_from_0006_moves_every_row_into_partitions(make_database, tmp_pa
         assert conn.execute("SELECT count(*) FROM current_sparks").fetchone()[0] == len(first.sparks)
     migrate(url)
     for b, (_, sid) in zip((first, second), ids):
-        assert store.export_bundle(url, sid).model_dump(exclude={"metadata", "name", "description"}) == \
+        assert SnapshotStore(url).export_bundle(sid).model_dump(exclude={"metadata", "name", "description"}) == \
             b.model_dump(exclude={"metadata", "name", "description"})
     with connect(url) as conn:
         assert {sid.hex for _, sid in ids} == {p.rsplit("_", 1)[1] for p in _partitions(conn, "sparks")}
@@ -141,6 +141,6 @@ def test_upgrade_from_0006_moves_every_row_into_partitions(make_database, tmp_pa
         # the reference triggers moved to the partitioned tables
         with pytest.raises(psycopg.errors.ForeignKeyViolation):
             conn.execute("DELETE FROM sparks WHERE snapshot_id = %s", (ids[1][1],))
-    store.delete_draft(url, ids[1][1])
-    new = store.import_bundle(url, variant("new", "new"), allow_shrink=True)
-    assert store.snapshot_row_counts(url, new.snapshot_id) == new.entity_counts
+    SnapshotStore(url).delete_draft(ids[1][1])
+    new = SnapshotStore(url).import_bundle(variant("new", "new"), allow_shrink=True)
+    assert SnapshotStore(url).snapshot_row_counts(new.snapshot_id) == new.entity_counts

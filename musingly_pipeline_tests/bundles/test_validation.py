@@ -309,7 +309,7 @@ def test_read_bundle_reports_the_files_sha256(tmp_path, sparks):
     import hashlib
 
     from musingly_core.bundle_file import _HASH_ASIDE_BYTES, read_bundle
-    from musingly_pipeline.synthetic import write_bundle
+    from musingly_pipeline.bundles.synthetic import write_bundle
 
     path = write_bundle(tmp_path / "b.json", sparks, content_bytes=1500)
     data = path.read_bytes()

@@ -13,8 +13,8 @@ import pytest
 from musingly_pipeline.seed_units.files import UNITS_DIR, USERS_FILE, encode
 from musingly_pipeline.seed_units.folder import export_folder, import_folder
 from musingly_pipeline.seed_units.synthetic import synthetic_unit, synthetic_users
-from musingly_pipeline.storage import snapshots as store
-from musingly_pipeline_tests.storage.helpers import example_data, parse
+from musingly_pipeline.bundles import SnapshotStore
+from musingly_pipeline_tests.bundles.helpers import example_data, parse
 
 ROOT = Path(__file__).resolve().parents[2]
 INT4_MAX = 2**31 - 1
@@ -37,8 +37,8 @@ def test_the_largest_order_index_imports_and_reads_back_exactly(url):
     data["concept_sparks"][0]["order_index"] = INT4_MAX
     data["spark_links"][0]["weight"] = 5e-324  # the smallest positive double
     bundle = parse(data)
-    result = store.import_bundle(url, bundle)
-    back = store.export_bundle(url, result.snapshot_id)
+    result = SnapshotStore(url).import_bundle(bundle)
+    back = SnapshotStore(url).export_bundle(result.snapshot_id)
     assert {c.slug: c.order_index for c in back.concepts}[data["concepts"][0]["slug"]] == INT4_MAX
     assert max(j.order_index for j in back.concept_sparks) == INT4_MAX
     assert min(link.weight for link in back.spark_links) == 5e-324
@@ -62,7 +62,7 @@ def test_an_order_index_past_the_column_is_refused_by_validate_and_import_alike(
     imported = musingly(url, "import", str(path))
     assert imported.returncode == 1, imported.stdout + imported.stderr
     assert "Traceback" not in imported.stderr and "concepts[0].order_index" in imported.stdout + imported.stderr
-    assert store.list_snapshots(url) == [] and store.list_imports(url) == []
+    assert SnapshotStore(url).list_snapshots() == [] and SnapshotStore(url).list_imports() == []
 
 
 def test_seed_numbers_at_the_edges_round_trip_exactly(url, tmp_path):
@@ -113,4 +113,4 @@ def test_a_nul_character_is_refused_by_import_before_the_database(url, tmp_path,
         assert "Traceback" not in done.stderr
         assert "SCHEMA_INVALID_VALUE" in done.stdout + done.stderr
         assert where in done.stdout + done.stderr
-    assert store.list_snapshots(url) == [] and store.list_imports(url) == []
+    assert SnapshotStore(url).list_snapshots() == [] and SnapshotStore(url).list_imports() == []

@@ -7,7 +7,7 @@ import os
 import time
 from pathlib import Path
 
-from musingly_pipeline.inbox import scan_inbox
+from musingly_pipeline.bundles.inbox import scan_inbox
 
 
 def settle(inbox: Path, state=None):

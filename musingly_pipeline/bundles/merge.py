@@ -14,7 +14,8 @@ from collections.abc import Iterable
 
 from musingly_core.models import ENTITY_KINDS, ImportBundle
 
-from musingly_pipeline.storage.projections import row_key
+from musingly_pipeline.bundles.errors import RemovalError
+from musingly_pipeline.bundles.projections import row_key
 
 _ENTITY_KINDS = ("domains", "trails", "concepts", "sparks", "beacons")
 # For each entity kind, the (relationship kind, slug fields) rows that disappear with it.
@@ -29,22 +30,19 @@ _JUNCTION_SEPARATOR = {"concept_sparks": " / ", "spark_beacons": " / ", "spark_l
                        "concept_links": " -> "}
 
 
-class RemovalError(ValueError):
-    """A ``--remove`` value that does not name a row; the message says the expected form."""
-
-
 def parse_removal(text: str) -> tuple[str, str]:
     """``"sparks:old-lesson"`` -> ``("sparks", "old-lesson")``; pairs -> ``("spark_links", "a -> b")``."""
     kind, sep, key = text.partition(":")
     kind, key = kind.strip(), key.strip()
     if not sep or kind not in ENTITY_KINDS or not key:
         raise RemovalError(
-            f"cannot read removal {text!r}; write KIND:SLUG (sparks:old-lesson) or KIND:A->B for links and "
-            f"junctions (spark_links:a->b); KIND is one of {', '.join(ENTITY_KINDS)}")
+            "IMPORT_REMOVAL_INVALID", f"cannot read removal {text!r}; write KIND:SLUG (sparks:old-lesson) or KIND:A->B "
+            f"for links and junctions (spark_links:a->b); KIND is one of {', '.join(ENTITY_KINDS)}")
     if kind in _JUNCTION_SEPARATOR:
         parts = _PAIR_SEPARATOR.split(key)
         if len(parts) != 2 or not all(parts):
-            raise RemovalError(f"cannot read removal {text!r}; a {kind} row is named by two slugs: {kind}:a->b")
+            raise RemovalError("IMPORT_REMOVAL_INVALID",
+                               f"cannot read removal {text!r}; a {kind} row is named by two slugs: {kind}:a->b")
         key = _JUNCTION_SEPARATOR[kind].join(parts)
     return kind, key
 
@@ -59,7 +57,8 @@ def merge_bundles(base: ImportBundle, patch: ImportBundle, remove: Iterable[tupl
     removed_slugs: dict[str, set[str]] = {kind: set() for kind in _ENTITY_KINDS}
     for kind, key in remove:
         if rows[kind].pop(key, None) is None:
-            raise RemovalError(f"cannot remove {kind} `{key}`: the current snapshot has no such row")
+            raise RemovalError("IMPORT_REMOVAL_NOT_FOUND",
+                               f"cannot remove {kind} `{key}`: the current snapshot has no such row")
         if kind in removed_slugs:
             removed_slugs[kind].add(key)
     for kind, dependents in _DEPENDENT_ROWS.items():

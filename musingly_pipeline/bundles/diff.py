@@ -17,8 +17,12 @@ from psycopg import sql
 
 from musingly_core.models import ENTITY_KINDS
 
-from musingly_pipeline.storage.projections import MODELS, projection
-from musingly_pipeline.storage.snapshots import SnapshotError, SnapshotInfo, _current, _snapshot, _uuid, session
+import psycopg
+
+from musingly_pipeline.bundles.errors import SnapshotError
+from musingly_pipeline.bundles.models import SnapshotInfo
+from musingly_pipeline.bundles.projections import MODELS, projection
+from musingly_pipeline.bundles.session import current_row, parse_id, snapshot_row
 
 
 @dataclass(frozen=True)
@@ -90,48 +94,49 @@ def _published_before(conn, current: SnapshotInfo) -> bool:
         "AND snapshot_id IS DISTINCT FROM %s)", (current.id,)).fetchone()[0]
 
 
-def diff_snapshots(url: str | None = None, from_id: uuid.UUID | str | None = None,
+def diff_snapshots(conn: psycopg.Connection, from_id: uuid.UUID | str | None = None,
                    to_id: uuid.UUID | str | None = None) -> SnapshotDiff:
     """Diff ``from_id`` (default: current) to ``to_id`` (default: the newest ready snapshot).
 
     With neither given and no ready snapshot: the current snapshot against the one it replaced
     (``previous_id``; nothing, if it was the first promoted), i.e. what the last promotion changed.
     """
-    with session(url) as conn:
-        last_promotion = False
-        if to_id is None:
-            row = conn.execute("SELECT id FROM snapshots WHERE status = 'ready' ORDER BY created_at DESC LIMIT 1").fetchone()
-            if row is None:
-                current = _current(conn)
-                if current is None or from_id is not None:
-                    raise SnapshotError("there is no ready snapshot to compare; import a bundle, or name two snapshots")
-                row, last_promotion = (current.id,), True
-            to_id = row[0]
-        target = _snapshot(conn, _uuid(to_id, "snapshot id"))
-        if target is None:
-            raise SnapshotError(f"snapshot {to_id} does not exist; see `musingly snapshots`")
-        if last_promotion:
-            source = _snapshot(conn, target.previous_id) if target.previous_id else None
-            if source is None and _published_before(conn, target):
-                raise SnapshotError(f"there is no ready snapshot, and the current snapshot {target.version_label} records "
-                                    "no snapshot it replaced (that one was deleted by cleanup, or this one came back "
-                                    "by a rollback); name two snapshots from `musingly snapshots`")
-        elif from_id is None:
-            source = _current(conn)
-        else:
-            source = _snapshot(conn, _uuid(from_id, "snapshot id"))
-            if source is None:
-                raise SnapshotError(f"snapshot {from_id} does not exist; see `musingly snapshots`")
-        params = {"a": source.id if source else None, "b": target.id}
-        kinds: dict[str, KindDiff] = {}
-        with conn.transaction():
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            for kind in ENTITY_KINDS:
-                found: dict[str, list[str]] = {"added": [], "removed": [], "changed": []}
-                fields: dict[str, tuple[str, ...]] = {}
-                for change, key, names in conn.execute(_diff_query(kind), params):
-                    found[change].append(key)
-                    if names is not None:
-                        fields[key] = tuple(names)
-                kinds[kind] = KindDiff(**{k: tuple(v) for k, v in found.items()}, fields=fields)
+    last_promotion = False
+    if to_id is None:
+        row = conn.execute("SELECT id FROM snapshots WHERE status = 'ready' ORDER BY created_at DESC LIMIT 1").fetchone()
+        if row is None:
+            current = current_row(conn)
+            if current is None or from_id is not None:
+                raise SnapshotError("DIFF_NOTHING_TO_COMPARE", "there is no ready snapshot to compare; import a "
+                                "bundle, or name two snapshots")
+            row, last_promotion = (current.id,), True
+        to_id = row[0]
+    target = snapshot_row(conn, parse_id(to_id, "snapshot id"))
+    if target is None:
+        raise SnapshotError("SNAPSHOT_NOT_FOUND", f"snapshot {to_id} does not exist; see `musingly snapshots`")
+    if last_promotion:
+        source = snapshot_row(conn, target.previous_id) if target.previous_id else None
+        if source is None and _published_before(conn, target):
+            raise SnapshotError(
+                "DIFF_NOTHING_TO_COMPARE", f"there is no ready snapshot, and the current snapshot {target.version_label} "
+                "records no snapshot it replaced (that one was deleted by cleanup, or this one came back by a "
+                "rollback); name two snapshots from `musingly snapshots`")
+    elif from_id is None:
+        source = current_row(conn)
+    else:
+        source = snapshot_row(conn, parse_id(from_id, "snapshot id"))
+        if source is None:
+            raise SnapshotError("SNAPSHOT_NOT_FOUND", f"snapshot {from_id} does not exist; see `musingly snapshots`")
+    params = {"a": source.id if source else None, "b": target.id}
+    kinds: dict[str, KindDiff] = {}
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        for kind in ENTITY_KINDS:
+            found: dict[str, list[str]] = {"added": [], "removed": [], "changed": []}
+            fields: dict[str, tuple[str, ...]] = {}
+            for change, key, names in conn.execute(_diff_query(kind), params):
+                found[change].append(key)
+                if names is not None:
+                    fields[key] = tuple(names)
+            kinds[kind] = KindDiff(**{k: tuple(v) for k, v in found.items()}, fields=fields)
     return SnapshotDiff(from_snapshot=source, to_snapshot=target, kinds=kinds)

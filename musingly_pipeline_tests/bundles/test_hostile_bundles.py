@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 
 from musingly_pipeline.storage.migrations import migrate
-from musingly_pipeline_tests.storage.bundle_mutations import check_agreement, example_with, mutated_bundle
+from musingly_pipeline_tests.bundles.bundle_mutations import check_agreement, example_with, mutated_bundle
 
 
 @pytest.fixture(scope="module")

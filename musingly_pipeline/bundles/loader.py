@@ -201,7 +201,7 @@ def load_merged_bundle(conn: psycopg.Connection, snapshot_id: uuid.UUID, merged:
     ``base_id`` (which holds ``base``); only the patch's rows are sent with COPY. Raises
     ``RuntimeError`` (the caller rolls back) if the counts do not add up to ``merged``'s.
     """
-    from musingly_pipeline.storage.projections import row_key
+    from musingly_pipeline.bundles.projections import row_key
 
     ids = entity_ids(merged)
     counts: dict[str, int] = {}

@@ -8,10 +8,9 @@ import pytest
 
 from musingly_core.models import ImportBundle
 
-from musingly_pipeline.storage import snapshots as store
+from musingly_pipeline.bundles import BundleInvalid, ImportRefused, SnapshotError, SnapshotStore
 from musingly_pipeline.storage.database import connect
-from musingly_pipeline.storage.diff import diff_snapshots
-from musingly_pipeline_tests.storage.helpers import (
+from musingly_pipeline_tests.bundles.helpers import (
     EXAMPLE,
     HOTFIX,
     assert_consistent,
@@ -28,92 +27,92 @@ def url(make_database) -> str:
 
 
 def test_import_makes_a_ready_snapshot_with_every_row(url):
-    result = store.import_bundle_file(url, EXAMPLE)
+    result = SnapshotStore(url).import_file(EXAMPLE)
     assert result.status == "ready" and not result.reused
     expected = parse(example_data()).counts()
     assert result.entity_counts == expected
-    assert store.snapshot_row_counts(url, result.snapshot_id) == expected
-    assert store.current_snapshot(url) is None  # not served until promoted
-    [log] = store.list_imports(url)
+    assert SnapshotStore(url).snapshot_row_counts(result.snapshot_id) == expected
+    assert SnapshotStore(url).current_snapshot() is None  # not served until promoted
+    [log] = SnapshotStore(url).list_imports()
     assert (log.id, log.status, log.snapshot_id, log.source_file) == (
         result.import_id, "ready", result.snapshot_id, str(EXAMPLE))
 
 
 def test_promote_then_rollback_moves_the_current_pointer(url):
-    first = store.import_bundle(url, bundle("v1"), promote=True)
-    second = store.import_bundle(url, variant("v2", "changed"))
-    assert store.current_snapshot(url).id == first.snapshot_id
-    promoted = store.promote(url, second.import_id)
+    first = SnapshotStore(url).import_bundle(bundle("v1"), promote=True)
+    second = SnapshotStore(url).import_bundle(variant("v2", "changed"))
+    assert SnapshotStore(url).current_snapshot().id == first.snapshot_id
+    promoted = SnapshotStore(url).promote(second.import_id)
     assert promoted.id == second.snapshot_id and promoted.previous_id == first.snapshot_id
-    statuses = {s.id: s.status for s in store.list_snapshots(url)}
+    statuses = {s.id: s.status for s in SnapshotStore(url).list_snapshots()}
     assert statuses == {first.snapshot_id: "archived", second.snapshot_id: "current"}
-    back = store.rollback(url)
+    back = SnapshotStore(url).rollback()
     assert back.id == first.snapshot_id and back.status == "current"
-    logs = {log.id: log.status for log in store.list_imports(url)}
+    logs = {log.id: log.status for log in SnapshotStore(url).list_imports()}
     assert logs == {first.import_id: "promoted", second.import_id: "rolled_back"}
     assert_consistent(url)
 
 
 def test_promote_latest_and_refusals(url):
-    with pytest.raises(store.SnapshotError, match="no ready import"):
-        store.promote(url, latest=True)
-    result = store.import_bundle(url, bundle("v1"))
-    assert store.promote(url, latest=True).id == result.snapshot_id
-    with pytest.raises(store.SnapshotError, match="no previous snapshot"):
-        store.rollback(url)
-    with pytest.raises(store.SnapshotError, match="not a UUID"):
-        store.promote(url, "nonsense")
+    with pytest.raises(SnapshotError, match="no ready import"):
+        SnapshotStore(url).promote(latest=True)
+    result = SnapshotStore(url).import_bundle(bundle("v1"))
+    assert SnapshotStore(url).promote(latest=True).id == result.snapshot_id
+    with pytest.raises(SnapshotError, match="no previous snapshot"):
+        SnapshotStore(url).rollback()
+    with pytest.raises(SnapshotError, match="not a UUID"):
+        SnapshotStore(url).promote("nonsense")
 
 
 def test_same_content_reuses_the_snapshot_unless_forced(url):
-    first = store.import_bundle(url, bundle("v1"), promote=True)
-    again = store.import_bundle(url, bundle("v1-again"))
+    first = SnapshotStore(url).import_bundle(bundle("v1"), promote=True)
+    again = SnapshotStore(url).import_bundle(bundle("v1-again"))
     assert again.reused and again.snapshot_id == first.snapshot_id
-    assert len(store.list_snapshots(url)) == 1
-    forced = store.import_bundle(url, bundle("v1-forced"), force=True)
+    assert len(SnapshotStore(url).list_snapshots()) == 1
+    forced = SnapshotStore(url).import_bundle(bundle("v1-forced"), force=True)
     assert not forced.reused and forced.snapshot_id != first.snapshot_id
-    assert len(store.list_snapshots(url)) == 2
+    assert len(SnapshotStore(url).list_snapshots()) == 2
     assert_consistent(url)
 
 
 def test_hotfix_without_merge_is_refused_and_merge_applies_it(url):
-    base = store.import_bundle_file(url, EXAMPLE, promote=True)
-    with pytest.raises(store.ImportRefused, match="--merge"):
-        store.import_bundle_file(url, HOTFIX)
-    merged = store.import_bundle_file(url, HOTFIX, merge=True, promote=True)
+    base = SnapshotStore(url).import_file(EXAMPLE, promote=True)
+    with pytest.raises(ImportRefused, match="--merge"):
+        SnapshotStore(url).import_file(HOTFIX)
+    merged = SnapshotStore(url).import_file(HOTFIX, merge=True, promote=True)
     assert merged.merged and merged.entity_counts == base.entity_counts
-    content = store.export_bundle(url, merged.snapshot_id)
+    content = SnapshotStore(url).export_bundle(merged.snapshot_id)
     spark = next(s for s in content.sparks if s.slug == "self-attention-explained")
     hotfix = json.loads(HOTFIX.read_text())["sparks"][0]
     assert spark.content_md == hotfix["content_md"] and spark.estimated_minutes == 8
     # relationships of the replaced spark stay
     assert any(j.spark_slug == "self-attention-explained" for j in content.concept_sparks)
-    diff = diff_snapshots(url, base.snapshot_id, merged.snapshot_id)
+    diff = SnapshotStore(url).diff(base.snapshot_id, merged.snapshot_id)
     assert diff.kinds["sparks"].changed == ("self-attention-explained",)
     assert sum(sum(c.values()) for c in diff.summary().values()) == 1
 
 
 def test_allow_shrink_replaces_the_content(url):
-    store.import_bundle_file(url, EXAMPLE, promote=True)
-    small = store.import_bundle_file(url, HOTFIX, allow_shrink=True)
+    SnapshotStore(url).import_file(EXAMPLE, promote=True)
+    small = SnapshotStore(url).import_file(HOTFIX, allow_shrink=True)
     assert small.entity_counts["sparks"] == 1
 
 
 def test_merge_removes_rows_by_slug_with_their_links(url):
-    store.import_bundle_file(url, EXAMPLE, promote=True)
+    SnapshotStore(url).import_file(EXAMPLE, promote=True)
     patch = bundle("v2.2", domains=[], trails=[], concepts=[], sparks=[], beacons=[], concept_sparks=[],
                    spark_beacons=[], spark_links=[], concept_links=[])
-    result = store.import_bundle(url, patch, merge=True, remove=["sparks:multi-head-attention"])
-    content = store.export_bundle(url, result.snapshot_id)
+    result = SnapshotStore(url).import_bundle(patch, merge=True, remove=["sparks:multi-head-attention"])
+    content = SnapshotStore(url).export_bundle(result.snapshot_id)
     slugs = {s.slug for s in content.sparks}
     assert "multi-head-attention" not in slugs
     assert all("multi-head-attention" not in (l.source_slug, l.target_slug) for l in content.spark_links)
     assert all(j.spark_slug != "multi-head-attention" for j in content.concept_sparks)
-    with pytest.raises(store.ImportRefused, match="no such row"):
-        store.import_bundle(url, patch, merge=True, remove=["sparks:does-not-exist"])
+    with pytest.raises(ImportRefused, match="no such row"):
+        SnapshotStore(url).import_bundle(patch, merge=True, remove=["sparks:does-not-exist"])
     # removing a domain a trail still uses makes the merged content invalid, reported as such
-    with pytest.raises(store.BundleInvalid) as caught:
-        store.import_bundle(url, patch, merge=True, remove=["domains:machine-learning"])
+    with pytest.raises(BundleInvalid) as caught:
+        SnapshotStore(url).import_bundle(patch, merge=True, remove=["domains:machine-learning"])
     assert caught.value.report.errors[0].code == "BUNDLE_UNKNOWN_REFERENCE"
 
 
@@ -122,17 +121,17 @@ def test_invalid_bundle_raises_with_the_report_and_touches_nothing(url, tmp_path
     data["trails"][0]["domain_slug"] = "no-such-domain"
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(data))
-    with pytest.raises(store.BundleInvalid) as caught:
-        store.import_bundle_file(url, path)
+    with pytest.raises(BundleInvalid) as caught:
+        SnapshotStore(url).import_file(path)
     assert caught.value.report.errors[0].code == "BUNDLE_UNKNOWN_REFERENCE"
-    assert store.list_imports(url) == [] and store.list_snapshots(url) == []
+    assert SnapshotStore(url).list_imports() == [] and SnapshotStore(url).list_snapshots() == []
 
 
 @pytest.mark.parametrize("breakage", ["duplicate spark slug", "unknown spark in a link", "cycle"])
 def test_rules_checked_during_the_load_leave_nothing(url, breakage):
     # The integrity rules run while the rows load. Two of these breakages also fail the load itself
     # (a unique violation; a slug with no id); the rule's report is the error, and nothing is kept.
-    good = store.import_bundle(url, parse(example_data()))
+    good = SnapshotStore(url).import_bundle(parse(example_data()))
     data = example_data()
     sparks = data["sparks"]
     if breakage == "duplicate spark slug":
@@ -145,25 +144,25 @@ def test_rules_checked_during_the_load_leave_nothing(url, breakage):
         first = data["spark_links"][0]
         data["spark_links"].append({**first, "source_slug": first["target_slug"], "target_slug": first["source_slug"]})
         code = "BUNDLE_CYCLE"
-    with pytest.raises(store.BundleInvalid) as caught:
-        store.import_bundle(url, parse(data), force=True)
+    with pytest.raises(BundleInvalid) as caught:
+        SnapshotStore(url).import_bundle(parse(data), force=True)
     assert code in {i.code for i in caught.value.report.errors}
-    assert [log.id for log in store.list_imports(url)] == [good.import_id]
-    assert [s.id for s in store.list_snapshots(url)] == [good.snapshot_id]
+    assert [log.id for log in SnapshotStore(url).list_imports()] == [good.import_id]
+    assert [s.id for s in SnapshotStore(url).list_snapshots()] == [good.snapshot_id]
 
 
 def test_a_large_invalid_file_stops_its_load_and_leaves_nothing(url, tmp_path):
     # 20k sparks: the rules finish while the COPY still runs; the load is cancelled, not awaited.
-    from musingly_pipeline.synthetic import write_bundle
+    from musingly_pipeline.bundles.synthetic import write_bundle
 
     path = write_bundle(tmp_path / "big.json", 20_000, content_bytes=100)
     data = json.loads(path.read_text())
     data["spark_links"][-1]["target_slug"] = "no-such-spark"
     path.write_text(json.dumps(data))
-    with pytest.raises(store.BundleInvalid) as caught:
-        store.import_bundle_file(url, path)
+    with pytest.raises(BundleInvalid) as caught:
+        SnapshotStore(url).import_file(path)
     assert [i.path for i in caught.value.report.errors] == [f"spark_links[{len(data['spark_links']) - 1}].target_slug"]
-    assert store.list_imports(url) == [] and store.list_snapshots(url) == []
+    assert SnapshotStore(url).list_imports() == [] and SnapshotStore(url).list_snapshots() == []
     with connect(url) as conn:
         assert conn.execute("SELECT (SELECT count(*) FROM sparks) + (SELECT count(*) FROM spark_links)").fetchone()[0] == 0
 
@@ -174,26 +173,26 @@ def test_failed_load_rolls_back_and_logs_the_error(url):
     good = parse(example_data())
     bad_spark = good.sparks[-1].model_copy(update={"content_md": "bad \x00 byte"})
     with pytest.raises(Exception):
-        store.import_bundle(url, good.model_copy(update={"sparks": [*good.sparks[:-1], bad_spark]}))
-    [log] = store.list_imports(url)
+        SnapshotStore(url).import_bundle(good.model_copy(update={"sparks": [*good.sparks[:-1], bad_spark]}))
+    [log] = SnapshotStore(url).list_imports()
     assert log.status == "failed" and log.error_message and log.snapshot_id is None
-    assert store.list_snapshots(url) == []
-    assert store.snapshot_row_counts(url, "00000000-0000-0000-0000-000000000000") == {
+    assert SnapshotStore(url).list_snapshots() == []
+    assert SnapshotStore(url).snapshot_row_counts("00000000-0000-0000-0000-000000000000") == {
         k: 0 for k in parse(example_data()).counts()}
-    assert store.import_stats(url).failed == 1
+    assert SnapshotStore(url).import_stats().failed == 1
 
 
 def test_delete_draft_and_cleanup(url):
-    a = store.import_bundle(url, bundle("a"), promote=True)
-    b = store.import_bundle(url, variant("b", "b"), promote=True)
-    c = store.import_bundle(url, variant("c", "c"), promote=True)
-    draft = store.import_bundle(url, variant("d", "d"))
-    with pytest.raises(store.SnapshotError, match="only a draft or ready"):
-        store.delete_draft(url, c.snapshot_id)
-    store.delete_draft(url, draft.snapshot_id)
-    assert store.snapshot_row_counts(url, draft.snapshot_id)["sparks"] == 0
-    assert store.cleanup(url, 2) == 1
-    remaining = {s.id for s in store.list_snapshots(url)}
+    a = SnapshotStore(url).import_bundle(bundle("a"), promote=True)
+    b = SnapshotStore(url).import_bundle(variant("b", "b"), promote=True)
+    c = SnapshotStore(url).import_bundle(variant("c", "c"), promote=True)
+    draft = SnapshotStore(url).import_bundle(variant("d", "d"))
+    with pytest.raises(SnapshotError, match="only a draft or ready"):
+        SnapshotStore(url).delete_draft(c.snapshot_id)
+    SnapshotStore(url).delete_draft(draft.snapshot_id)
+    assert SnapshotStore(url).snapshot_row_counts(draft.snapshot_id)["sparks"] == 0
+    assert SnapshotStore(url).cleanup(2) == 1
+    remaining = {s.id for s in SnapshotStore(url).list_snapshots()}
     assert remaining == {b.snapshot_id, c.snapshot_id} and a.snapshot_id not in remaining
     assert_consistent(url)
 
@@ -216,8 +215,8 @@ def test_hostile_text_round_trips_byte_exact(url):
     data["domains"][0]["description"] = HOSTILE[2]
     data["spark_links"][0]["description"] = HOSTILE[1]
     original = parse(data)
-    result = store.import_bundle(url, original)
-    back = store.export_bundle(url, result.snapshot_id)
+    result = SnapshotStore(url).import_bundle(original)
+    back = SnapshotStore(url).export_bundle(result.snapshot_id)
     for kind in ("sparks", "domains", "spark_links"):
         key = (lambda r: r.slug) if kind != "spark_links" else (lambda r: (r.source_slug, r.target_slug))
         got = sorted((r.model_dump() for r in getattr(back, kind)), key=lambda d: str(d))
@@ -227,7 +226,7 @@ def test_hostile_text_round_trips_byte_exact(url):
 
 
 def test_diff_defaults_to_current_against_newest_ready(url):
-    store.import_bundle_file(url, EXAMPLE, promote=True)
+    SnapshotStore(url).import_file(EXAMPLE, promote=True)
     data = example_data()
     data["version_label"] = "v3"
     removed = data["sparks"].pop()  # the last spark and everything that mentions it
@@ -236,8 +235,8 @@ def test_diff_defaults_to_current_against_newest_ready(url):
     data["spark_links"] = [l for l in data["spark_links"] if removed["slug"] not in (l["source_slug"], l["target_slug"])]
     data["beacons"].append({"name": "New", "slug": "new-beacon"})
     data["domains"][1]["color"] = "#000000"
-    store.import_bundle(url, parse(data))
-    diff = diff_snapshots(url)
+    SnapshotStore(url).import_bundle(parse(data))
+    diff = SnapshotStore(url).diff()
     assert diff.from_snapshot.status == "current" and diff.to_snapshot.version_label == "v3"
     assert diff.kinds["sparks"].removed == (removed["slug"],)
     assert diff.kinds["beacons"].added == ("new-beacon",)
@@ -246,8 +245,8 @@ def test_diff_defaults_to_current_against_newest_ready(url):
 
 
 def test_diff_names_changed_fields_and_without_a_ready_snapshot_shows_the_last_promotion(url):
-    first = store.import_bundle_file(url, EXAMPLE, promote=True)
-    diff = diff_snapshots(url)  # nothing ready: what the first promotion did, from nothing
+    first = SnapshotStore(url).import_file(EXAMPLE, promote=True)
+    diff = SnapshotStore(url).diff()  # nothing ready: what the first promotion did, from nothing
     assert diff.from_snapshot is None and diff.to_snapshot.id == first.snapshot_id
     assert diff.summary()["sparks"] == {"added": 4, "removed": 0, "changed": 0}
     data = example_data()
@@ -255,17 +254,17 @@ def test_diff_names_changed_fields_and_without_a_ready_snapshot_shows_the_last_p
     data["sparks"][0]["summary"] = "changed"
     data["sparks"][0]["estimated_minutes"] = 42
     data["domains"][0]["name"] = "Renamed"
-    second = store.import_bundle(url, parse(data), promote=True)
-    diff = diff_snapshots(url)
+    second = SnapshotStore(url).import_bundle(parse(data), promote=True)
+    diff = SnapshotStore(url).diff()
     assert (diff.from_snapshot.id, diff.to_snapshot.id) == (first.snapshot_id, second.snapshot_id)
     spark = data["sparks"][0]["slug"]
     assert diff.kinds["sparks"].changed == (spark,)
     assert diff.kinds["sparks"].fields == {spark: ("summary", "estimated_minutes")}
     assert diff.kinds["domains"].fields == {data["domains"][0]["slug"]: ("name",)}
     assert diff.to_dict()["changes"]["sparks"]["changed_fields"] == {spark: ["summary", "estimated_minutes"]}
-    store.cleanup(url, 1)  # the snapshot the current one replaced is gone: say so, do not diff from nothing
-    with pytest.raises(store.SnapshotError, match="records no snapshot it replaced"):
-        diff_snapshots(url)
+    SnapshotStore(url).cleanup(1)  # the snapshot the current one replaced is gone: say so, do not diff from nothing
+    with pytest.raises(SnapshotError, match="records no snapshot it replaced"):
+        SnapshotStore(url).diff()
 
 
 def test_import_promote_and_rollback_record_lifecycle_signals(url, tmp_path):
@@ -276,13 +275,13 @@ def test_import_promote_and_rollback_record_lifecycle_signals(url, tmp_path):
     from musingly_pipeline.signals.store import EPOCH
 
     signals = FileSystemStore(tmp_path / "signals")
-    first = store.import_bundle_file(url, EXAMPLE, promote=True, signals=signals)
-    second = store.import_bundle(url, variant("v2", "changed"), signals=signals)
-    store.promote(url, second.import_id, signals=signals)
+    first = SnapshotStore(url, signals=signals).import_file(EXAMPLE, promote=True)
+    second = SnapshotStore(url, signals=signals).import_bundle(variant("v2", "changed"))
+    SnapshotStore(url, signals=signals).promote(second.import_id)
     events = [s.payload["event"] for s in signals.iter_signals(EPOCH, datetime.now(timezone.utc))]
     assert events == ["import_started", "snapshot_ready", "promoted", "import_started", "snapshot_ready", "promoted"]
     assert current_snapshot_at(signals, datetime.now(timezone.utc)).snapshot_id == str(second.snapshot_id)
-    store.rollback(url, signals=signals)
+    SnapshotStore(url, signals=signals).rollback()
     now = current_snapshot_at(signals, datetime.now(timezone.utc))
     assert (now.snapshot_id, now.event) == (str(first.snapshot_id), "rolled_back")
 
@@ -290,7 +289,7 @@ def test_import_promote_and_rollback_record_lifecycle_signals(url, tmp_path):
 def test_current_views_serve_the_current_snapshot(url):
     from musingly_pipeline.storage.database import connect
 
-    store.import_bundle_file(url, EXAMPLE, promote=True)
+    SnapshotStore(url).import_file(EXAMPLE, promote=True)
     with connect(url) as conn:
         rows = conn.execute("SELECT slug FROM current_sparks ORDER BY slug").fetchall()
         links = conn.execute("SELECT source_slug, target_slug FROM current_spark_links ORDER BY 1").fetchall()
@@ -301,10 +300,10 @@ def test_current_views_serve_the_current_snapshot(url):
 
 def test_trusted_rows_read_back_equal_model_construct_and_the_imported_bundle(url):
     from musingly_pipeline.storage.database import connect
-    from musingly_pipeline.storage.projections import MODELS, read_entities
+    from musingly_pipeline.bundles.projections import MODELS, read_entities
 
     imported = parse(example_data())
-    result = store.import_bundle(url, imported)
+    result = SnapshotStore(url).import_bundle(imported)
     with connect(url) as conn:
         for kind, model in MODELS.items():
             rows = read_entities(conn, result.snapshot_id, kind)

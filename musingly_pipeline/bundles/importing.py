@@ -1,0 +1,301 @@
+"""The bundle import, as its steps: read, validate, plan, load, finalize, record.
+
+:func:`import_file` and :func:`import_bundle` are the whole import; each step below is one function,
+in the order they run, and each takes what it needs from the step before (nothing comes back up):
+
+1. :func:`read`: the file's bytes, once: parsed against the contracts, hashed (a staged bundle
+   must have the hash it was staged under). A file that does not parse never reaches the database.
+2. :func:`validate`: every integrity and graph rule (``check_bundle``), the one place they run. A
+   merge checks the file first, then the merged content; a full import checks while it loads.
+3. :func:`plan`: a full import (refused if it would drop most of the current sparks) or a merge
+   onto the current snapshot (its content read, the bundle's rows replacing or adding by slug).
+4. :func:`load`: one transaction: the snapshot row, COPY of every table into its own partition
+   in a thread while this one validates and hashes (:mod:`~musingly_pipeline.bundles.parallel_load`),
+   then under the content hash's lock either ``finalize_import`` or, if a ready or current snapshot
+   has the same content, a rollback of the load and reuse of that snapshot. Nothing is visible
+   until it commits; a killed process leaves no rows, and its log is marked failed by the next
+   command. A bundle that breaks a rule leaves nothing, not even its log row.
+5. :func:`finalize`: with ``promote``, ``promote_import`` in its own transaction.
+6. :func:`record`: the lifecycle signals, after the commit.
+
+Locks: the parent snapshot's row (and a merge's base) first, then the content tables, the order in
+which cleanup and delete-draft take them (migration 0008), so they never deadlock.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psycopg
+from musingly_core.bundle_file import BundleFile, read_bundle
+from musingly_core.gcpause import gc_paused
+from musingly_core.integrity import check_bundle
+from musingly_core.models import ImportBundle
+from musingly_core.report import Issue, ValidationReport
+
+from musingly_pipeline.bundles import import_log, lifecycle
+from musingly_pipeline.bundles.errors import BundleError, BundleInvalid, ImportRefused, SnapshotError, SourceFile
+from musingly_pipeline.bundles.loader import Progress
+from musingly_pipeline.bundles.merge import merge_bundles, parse_removal
+from musingly_pipeline.bundles.models import ImportResult, SnapshotInfo, in_kind_order
+from musingly_pipeline.bundles.parallel_load import load_and_hash
+from musingly_pipeline.bundles.projections import read_bundle_content
+from musingly_pipeline.bundles.session import current_row, refusals, session
+from musingly_pipeline.signals.store import EventStore
+
+# A full import may not drop more than this share of the current snapshot's sparks without
+# allow_shrink: a hotfix bundle imported without --merge would otherwise wipe the content.
+SHRINK_LIMIT = 0.5
+# Advisory lock namespace for "one import of this content hash at a time" (transaction lock).
+_HASH_LOCK_NAMESPACE = 1836413803
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """How to import a bundle.
+
+    * ``merge``: the new snapshot is the current one with the bundle's rows replacing or adding by
+      slug, minus ``remove`` (``"sparks:old-slug"``, ``"spark_links:a->b"``).
+    * ``allow_shrink``: allow a full import that keeps less than half of the current sparks.
+    * ``force``: a new snapshot even if a ready or current one has the same content (else reused).
+    * ``validated``: the caller already ran every rule on the bundle (no second pass).
+    * ``expect_sha256``: refuse a file whose bytes do not have this sha256 (a staged bundle).
+    """
+
+    promote: bool = False
+    merge: bool = False
+    remove: tuple[str | tuple[str, str], ...] = ()
+    allow_shrink: bool = False
+    force: bool = False
+    validated: bool = False
+    expect_sha256: str | None = None
+    source_file: str | None = None
+    created_by: str | None = None
+    progress: Progress | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to load: ``bundle`` (for a merge, the merged content) onto ``current``. ``check``: the
+    report the rules still have to fill in while loading; ``merge_source``: a merge's (base, patch)."""
+
+    bundle: ImportBundle
+    current: SnapshotInfo | None
+    check: ValidationReport | None = None
+    merge_source: tuple[ImportBundle, ImportBundle] | None = None
+    warnings: tuple[Issue, ...] = ()
+
+
+def import_file(url: str | None, path: str | Path, options: ImportOptions,
+                signals: EventStore | None = None) -> ImportResult:
+    """Read the file once and import it (see :func:`import_bundle`). The result and every refusal
+    (:class:`BundleInvalid`, :class:`ImportRefused` ...) carry the file's sha256 and size (``source``)."""
+    options = replace(options, source_file=options.source_file or str(path))
+    file, source = read(path, options.expect_sha256)
+    try:
+        result = import_bundle(url, file.bundle, options, signals, report=file.report)
+    except BundleError as exc:
+        exc.source = source
+        raise
+    return replace(result, source=source)
+
+
+@gc_paused()  # hashing and COPY rows make ~1M short-lived tuples; see gcpause
+def import_bundle(url: str | None, bundle: ImportBundle, options: ImportOptions,
+                  signals: EventStore | None = None, report: ValidationReport | None = None) -> ImportResult:
+    """Import ``bundle`` as a new ready snapshot (promoted with ``options.promote``) and record its
+    lifecycle signals in ``signals`` (default: the configured signal store). ``report``: the file's
+    report, when the bundle was read from a file (the rules add their issues to it)."""
+    started = time.perf_counter()
+    started_at = datetime.now(timezone.utc)
+    if options.merge and report is not None:
+        validate(bundle, report)  # the file itself first; the merged content is checked next
+    removals = _removals(options.remove, options.merge)
+    with session(url) as conn:
+        planned = plan(conn, bundle, removals, options, report)
+        result = load(conn, planned, options, started)
+        result = finalize(conn, result, options.promote, started)
+    return record(signals, result, started_at, options.promote)
+
+
+def read(path: str | Path, expect_sha256: str | None = None) -> tuple[BundleFile, SourceFile]:
+    """The file parsed against the contracts, and its sha256, size and counts. Refuses bytes whose
+    hash is not ``expect_sha256`` and a file that does not parse (:class:`BundleInvalid`)."""
+    file = read_bundle(path)
+    source = SourceFile(file.sha256, file.size, dict(file.report.counts))
+    if expect_sha256 is not None and file.sha256 is not None and file.sha256 != expect_sha256:
+        refused = ImportRefused("IMPORT_SHA256_MISMATCH", f"{path} has sha256 {file.sha256}, not the {expect_sha256} "
+                                "it was staged as; nothing was imported: drop the file again")
+        refused.source = source
+        raise refused
+    if not file.valid:
+        raise BundleInvalid(file.report, source)
+    return file, source
+
+
+def validate(bundle: ImportBundle, report: ValidationReport) -> ValidationReport:
+    """Run every integrity and graph rule on ``bundle``, adding the issues to ``report``; raises
+    :class:`BundleInvalid` with the report if one is broken."""
+    report.issues.extend(check_bundle(bundle))
+    if not report.valid:
+        raise BundleInvalid(report)
+    return report
+
+
+def plan(conn: psycopg.Connection, bundle: ImportBundle, removals: list[tuple[str, str]], options: ImportOptions,
+         report: ValidationReport | None) -> Plan:
+    """A full import onto the current snapshot, or a merge onto it (validated here)."""
+    current = current_row(conn)
+    if not options.merge:
+        if current is not None and not options.allow_shrink:
+            refuse_shrink(current, bundle)
+        if options.validated:
+            return Plan(bundle, current)
+        label = options.source_file or bundle.version_label
+        return Plan(bundle, current, check=report or ValidationReport(file=label, counts=bundle.counts()))
+    if current is None:
+        raise ImportRefused("IMPORT_NOTHING_TO_MERGE", "there is no current snapshot to merge onto; import and "
+                            "promote a full bundle first (an incremental bundle only adds to or replaces rows of "
+                            "the current one)")
+    if options.progress:
+        options.progress("reading current snapshot", 0, 0)
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        base = read_bundle_content(conn, current.id, bundle)
+    merged = merge_bundles(base, bundle, removals)
+    label = f"{options.source_file or merged.version_label} merged onto {current.version_label}"
+    checked = validate(merged, ValidationReport(file=label, counts=merged.counts()))
+    return Plan(merged, current, merge_source=(base, bundle), warnings=tuple(checked.warnings))
+
+
+def refuse_shrink(current: SnapshotInfo, bundle: ImportBundle) -> None:
+    """:class:`ImportRefused` if a full import of ``bundle`` would drop most of ``current``'s sparks."""
+    before = int(current.entity_counts.get("sparks", 0))
+    after = len(bundle.sparks)
+    if before and after < before * SHRINK_LIMIT:
+        raise ImportRefused(
+            "IMPORT_SHRINK_REFUSED",
+            f"this bundle has {after} spark(s) but the current snapshot {current.version_label} has {before}: "
+            f"a full import would remove {before - after} of them (more than half). If it is an incremental "
+            "bundle, merge it onto the current snapshot (`musingly import --merge`; in Dagster, drop it into "
+            "inbox/incremental/ or launch import_bundle with `merge: true`); to replace the content anyway, "
+            "allow the shrink (`--allow-shrink`; `allow_shrink: true` in Dagster)")
+
+
+def load(conn: psycopg.Connection, planned: Plan, options: ImportOptions, started: float) -> ImportResult:
+    """Log the attempt, then load the plan as a new ready snapshot or reuse one with the same content."""
+    bundle, current = planned.bundle, planned.current
+    import_id = import_log.start(conn, bundle, options.source_file, options.created_by)
+    try:
+        loaded = _load_or_reuse(conn, import_id, planned, options.progress, planned.check, options.force)
+        if loaded is None:  # the snapshot to reuse was deleted meanwhile: load again, keeping a copy
+            loaded = _load_or_reuse(conn, import_id, planned, options.progress, None, True)
+        snapshot_id, counts, digest, reused, status = loaded
+    except BundleInvalid:
+        import_log.discard(conn, import_id)
+        raise
+    except BaseException as exc:
+        import_log.mark_failed(conn, import_id, exc)
+        raise
+    warnings = tuple(planned.check.warnings) if planned.check is not None else planned.warnings
+    return ImportResult(
+        import_id=import_id, snapshot_id=snapshot_id, version_label=bundle.version_label, status=status,
+        entity_counts=in_kind_order(counts), reused=reused, content_hash=digest, merged=options.merge,
+        source_file=options.source_file, seconds=time.perf_counter() - started, warnings=warnings,
+        parent_id=current.id if current else None)
+
+
+class _SameContent(Exception):
+    """Raised inside the load's savepoint to roll it back: an existing snapshot has this content."""
+
+
+def _load_or_reuse(conn: psycopg.Connection, import_id: uuid.UUID, planned: Plan, progress: Progress | None,
+                   check: ValidationReport | None, force: bool,
+                   ) -> tuple[uuid.UUID, dict[str, int], str, bool, str] | None:
+    """One transaction: load the plan as a new ready snapshot, or reuse one with the same content;
+    (snapshot id, counts, content hash, reused, log status). ``None``: the snapshot to reuse was
+    deleted between finding it and locking it, and this load is rolled back (load again)."""
+    bundle, current = planned.bundle, planned.current
+    with conn.transaction():
+        existing = None
+        try:
+            with conn.transaction():  # a savepoint: rolled back when the content is reused
+                if planned.merge_source is not None and conn.execute(
+                        "SELECT 1 FROM snapshots WHERE id = %s FOR KEY SHARE", (current.id,)).fetchone() is None:
+                    # The merge copies rows of the snapshot it read; that one was archived and
+                    # cleaned up meanwhile (the lock keeps it from then on).
+                    raise ImportRefused(
+                        "IMPORT_BASE_DELETED", f"the snapshot this merge started from ({current.version_label}) was "
+                        "replaced and deleted while the merge ran; nothing was imported, run the merge again")
+                snapshot_id = conn.execute(
+                    "SELECT create_snapshot_row(%s, %s, %s, %s)",
+                    (bundle.name, bundle.version_label, bundle.metadata.description, current.id if current else None),
+                ).fetchone()[0]
+                counts, digest = load_and_hash(conn, snapshot_id, bundle, current.id if current else None,
+                                               planned.merge_source, progress,
+                                               None if check is None else lambda: validate(bundle, check))
+                # Two imports of the same content wait for each other here, so the second finds
+                # the first's snapshot instead of keeping a copy.
+                conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_HASH_LOCK_NAMESPACE, digest))
+                existing = None if force else conn.execute(
+                    "SELECT id FROM snapshots WHERE content_hash = %s AND status IN ('ready', 'current') "
+                    "ORDER BY (status = 'current') DESC, created_at DESC LIMIT 1", (digest,)).fetchone()
+                if existing is not None:
+                    raise _SameContent()
+                conn.execute("UPDATE snapshots SET content_hash = %s WHERE id = %s", (digest, snapshot_id))
+                conn.execute("SELECT finalize_import(%s, %s, %s)", (import_id, snapshot_id, json.dumps(counts)))
+                return snapshot_id, counts, digest, False, "ready"
+        except _SameContent:
+            pass
+        # The load is rolled back, and with it every lock it took. Hold the snapshot reused until
+        # this commits, so a delete-draft or cleanup waits (and then marks this log failed, as it
+        # does for every log of a snapshot it deletes) instead of removing it under this import.
+        # A reuse of the current snapshot is logged 'promoted': its content is live, and the log is
+        # archived or rolled back with it (a reuse of a ready one is promoted with it: 0009).
+        row = conn.execute("SELECT id, status, entity_counts FROM snapshots WHERE id = %s "
+                           "AND status IN ('ready', 'current') FOR KEY SHARE", (existing[0],)).fetchone()
+        if row is None:
+            return None
+        snapshot_id, snapshot_status, counts = row
+        status = "promoted" if snapshot_status == "current" else "ready"
+        conn.execute("UPDATE import_logs SET reused = true WHERE id = %s", (import_id,))
+        conn.execute("SELECT update_import_status(%s, %s, %s, %s)",
+                     (import_id, status, snapshot_id, json.dumps(counts)))
+        return snapshot_id, counts, digest, True, status
+
+
+def finalize(conn: psycopg.Connection, result: ImportResult, promote: bool, started: float) -> ImportResult:
+    """With ``promote``, make the import's snapshot current (its own transaction)."""
+    if not promote:
+        return result
+    with refusals({"P0002": "IMPORT_NOT_FOUND"}), conn.transaction():
+        conn.execute("SELECT promote_import(%s, %s)", (result.import_id, result.snapshot_id))
+    return replace(result, status="promoted", seconds=time.perf_counter() - started)
+
+
+def record(signals: EventStore | None, result: ImportResult, started_at: datetime, promote: bool) -> ImportResult:
+    """Write the import's lifecycle signals; a failure is reported in ``lifecycle_error``, since the
+    import itself is done."""
+    events = [("import_started", started_at), ("snapshot_ready", datetime.now(timezone.utc))]
+    if promote:  # (a reuse of the current snapshot is logged promoted, but promotes nothing)
+        events.append(("promoted", datetime.now(timezone.utc)))
+    try:
+        lifecycle.record(signals, events, result.snapshot_id, result.import_id, result.version_label,
+                         done=f"import {result.import_id} is {result.status} (snapshot {result.snapshot_id})")
+    except SnapshotError as exc:  # the import is done: say so, and what is missing
+        return replace(result, lifecycle_error=exc.message)
+    return result
+
+
+def _removals(remove: Iterable[str | tuple[str, str]], merge: bool) -> list[tuple[str, str]]:
+    removals = [r if isinstance(r, tuple) else parse_removal(r) for r in remove]
+    if removals and not merge:
+        raise ImportRefused("IMPORT_REMOVE_WITHOUT_MERGE", "removing rows only makes sense when merging (--merge; "
+                            "`merge: true` in Dagster): a full import replaces everything")
+    return removals
