@@ -17,8 +17,7 @@ from starlette.routing import Match
 
 from musingly_core.report import CODES, format_path
 
-from musingly_pipeline.batches.endpoints import RequestRefused
-from musingly_pipeline.storage.batches import BatchError
+from musingly_pipeline.batches.errors import BatchError, RequestRefused
 from musingly_pipeline.storage.database import DatabaseUnavailable
 from musingly_pipeline.errors import PipelineCategory
 

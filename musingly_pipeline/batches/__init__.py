@@ -20,11 +20,12 @@ at the end of every completed processing run, however it was started.
 """
 
 from musingly_pipeline.batches.context import ImportContext
-from musingly_pipeline.batches.endpoints import BaseEndpoint, BatchRefused, EndpointContext, RequestRefused
+from musingly_pipeline.batches.endpoints import BaseEndpoint, EndpointContext
+from musingly_pipeline.batches.errors import BatchError, BatchRefused, RequestRefused
 from musingly_pipeline.batches.manager import BatchManager, as_batch_id
 from musingly_pipeline.batches.processor import BaseProcessor, batch_type_for, content_key
 from musingly_pipeline.batches.registry import PROCESSOR_PACKAGES, ProcessorRegistry, default_registry
-from musingly_pipeline.storage.batches import BatchError, BatchSummary, ImportBatchItem, ItemRecord, LogRecord
+from musingly_pipeline.batches.records import BatchSummary, ImportBatchItem, ItemRecord, LogRecord
 
 __all__ = [
     "BaseEndpoint",

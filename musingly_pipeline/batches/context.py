@@ -8,7 +8,8 @@ from typing import Any, Protocol
 
 import psycopg
 
-from musingly_pipeline.storage.batches import ImportBatchItem, LogEntry, storable_text
+from musingly_pipeline.batches.item_json import storable_text
+from musingly_pipeline.batches.records import ImportBatchItem, LogEntry
 
 logger = logging.getLogger("musingly_pipeline.batches")
 # A library logs to its own logger; the application (CLI, Dagster) decides where it goes.

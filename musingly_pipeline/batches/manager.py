@@ -70,9 +70,11 @@ from musingly_pipeline.batches import endpoints
 from musingly_pipeline.batches.context import ImportContext
 from musingly_pipeline.batches.processor import BaseProcessor, hash_text
 from musingly_pipeline.batches.registry import ProcessorRegistry, default_registry
-from musingly_pipeline.storage import batches as store
-from musingly_pipeline.storage.batches import (
-    BatchError, BatchSummary, ImportBatchItem, ItemOutcome, LogEntry, storable_text)
+from musingly_pipeline.batches import store
+from musingly_pipeline.batches.errors import BatchError
+from musingly_pipeline.batches.item_json import dumps, storable_text
+from musingly_pipeline.batches.records import (
+    BATCH_STATUSES, ITEM_STATUSES, BatchSummary, ImportBatchItem, ItemOutcome, ItemRecord, LogEntry, LogRecord)
 from musingly_pipeline.storage.database import connect, database_url
 from musingly_pipeline.storage.migrations import ensure_migrated
 
@@ -343,7 +345,7 @@ class BatchManager:
                 raise BatchError("BATCH_BUSY", f"batch {batch_id} is being processed; reprocess it when that run ends")
             try:
                 with conn.transaction():
-                    statuses = ["failed"] if failed_items_only else list(store.ITEM_STATUSES)
+                    statuses = ["failed"] if failed_items_only else list(ITEM_STATUSES)
                     new_id = store.copy_items_to_new_batch(
                         conn, original, statuses,
                         {"reprocess_of": str(batch_id), "failed_items_only": failed_items_only}, created_by,
@@ -378,22 +380,22 @@ class BatchManager:
     def list_batches(self, *, status: str | None = None, batch_type: str | None = None,
                      parent_batch_id: uuid.UUID | str | None = None, limit: int = 50,
                      offset: int = 0) -> list[BatchSummary]:
-        if status is not None and status not in store.BATCH_STATUSES:
+        if status is not None and status not in BATCH_STATUSES:
             raise BatchError("BATCH_STATUS_INVALID",
-                             f"unknown status {status!r}; use one of {', '.join(store.BATCH_STATUSES)}", "status")
+                             f"unknown status {status!r}; use one of {', '.join(BATCH_STATUSES)}", "status")
         parent = as_batch_id(parent_batch_id) if parent_batch_id is not None else None
         with self.connect() as conn:
             return store.list_batches(conn, status=status, batch_type=batch_type, parent_batch_id=parent,
                                       limit=limit, offset=offset)
 
     def get_batch_items(self, batch_id: uuid.UUID | str, *, status: str | None = None,
-                        limit: int | None = None) -> list[store.ItemRecord]:
+                        limit: int | None = None) -> list[ItemRecord]:
         with self.connect() as conn:
             batch_id = as_batch_id(batch_id)
             store.batch_summary(conn, batch_id)
             return store.batch_items(conn, batch_id, status=status, limit=limit)
 
-    def get_batch_logs(self, batch_id: uuid.UUID | str, *, limit: int | None = None) -> list[store.LogRecord]:
+    def get_batch_logs(self, batch_id: uuid.UUID | str, *, limit: int | None = None) -> list[LogRecord]:
         with self.connect() as conn:
             return store.batch_logs(conn, as_batch_id(batch_id), limit=limit)
 
@@ -708,7 +710,7 @@ def result_fields(result: Any) -> dict[str, Any]:
     return {
         "target_table": None if target_table is None else str(target_table),
         "target_id": None if target_id is None else str(target_id),
-        "result": json.loads(store.dumps(result)),
+        "result": json.loads(dumps(result)),
     }
 
 
