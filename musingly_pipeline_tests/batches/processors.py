@@ -31,7 +31,6 @@ CREATE TABLE IF NOT EXISTS hook_marks (hook text NOT NULL);
 CREATE TABLE IF NOT EXISTS notifications (batch_id uuid NOT NULL, user_id text, status text NOT NULL,
     done integer NOT NULL, total integer NOT NULL, pid integer NOT NULL DEFAULT pg_backend_pid());
 CREATE TABLE IF NOT EXISTS api_quotas (user_id text PRIMARY KEY, max_batches integer NOT NULL);
-CREATE TABLE IF NOT EXISTS scripted (n integer NOT NULL);
 """
 
 
@@ -313,49 +312,6 @@ class AlwaysRunProcessor(BaseProcessor):
 
     def process_item(self, item, ctx):
         ctx.execute("INSERT INTO counted (n, batch_id) VALUES (%s, %s)", (item.source_data["n"], item.batch_id))
-
-
-class ScriptedProcessor(BaseProcessor):
-    """Does what an item's ``steps`` say, in order, on the table ``scripted`` (the engines' property test).
-
-    ``write``/``returning`` insert ``n`` (returning reads back ``n + 1000``); ``read`` reads the
-    count and sum of the rows written so far; ``direct`` inserts ``-n`` through ``ctx.connection``;
-    ``null`` inserts a NULL and ``divide`` divides by zero (database errors); ``swallow`` inserts a
-    NULL and catches the error; ``raise`` raises; ``info``/``warning`` log; ``invalid`` fails
-    validation. The result holds what the item read.
-    """
-
-    replay_safe = True
-
-    def validate_item(self, item, ctx):
-        return "invalid" not in item.source_data["steps"]
-
-    def process_item(self, item, ctx):
-        n, seen = item.source_data["n"], []
-        for step in item.source_data["steps"]:
-            if step == "write":
-                ctx.execute("INSERT INTO scripted (n) VALUES (%s)", (n,))
-            elif step == "returning":
-                seen.append(ctx.execute("INSERT INTO scripted (n) VALUES (%s) RETURNING n + 1000 AS m", (n,))[0]["m"])
-            elif step == "read":
-                row = ctx.execute_one("SELECT count(*) AS c, coalesce(sum(n), 0) AS s FROM scripted")
-                seen.append([row["c"], row["s"]])
-            elif step == "direct":
-                ctx.connection.execute("INSERT INTO scripted (n) VALUES (%s)", (-n,))
-            elif step == "null":
-                ctx.execute("INSERT INTO scripted (n) VALUES (NULL)")
-            elif step == "divide":
-                ctx.execute("SELECT 1 / %s AS x", (0,))
-            elif step == "swallow":
-                try:
-                    ctx.execute("INSERT INTO scripted (n) VALUES (NULL)")
-                except psycopg.Error:
-                    pass
-            elif step == "raise":
-                raise RuntimeError(f"item {item.item_index} raises as its steps say")
-            elif step in ("info", "warning"):
-                getattr(ctx, step)(f"{step} from item {item.item_index}", n=n)
-        return {"target_table": "scripted", "target_id": n, "seen": seen}
 
 
 def make_registry() -> ProcessorRegistry:

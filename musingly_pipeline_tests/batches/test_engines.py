@@ -13,8 +13,54 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from musingly_pipeline.batches import BatchManager
-from musingly_pipeline_tests.batches.processors import make_manager, make_registry
+from musingly_pipeline.batches import BaseProcessor, BatchManager, ProcessorRegistry
+
+
+class ScriptedProcessor(BaseProcessor):
+    """Does what an item's ``steps`` say, in order, on the table ``scripted``.
+
+    ``write``/``returning`` insert ``n`` (returning reads back ``n + 1000``); ``read`` reads the
+    count and sum of the rows written so far; ``direct`` inserts ``-n`` through ``ctx.connection``;
+    ``null`` inserts a NULL and ``divide`` divides by zero (database errors); ``swallow`` inserts a
+    NULL and catches the error; ``raise`` raises; ``info``/``warning`` log; ``invalid`` fails
+    validation. The result holds what the item read.
+    """
+
+    replay_safe = True
+
+    def validate_item(self, item, ctx):
+        return "invalid" not in item.source_data["steps"]
+
+    def process_item(self, item, ctx):
+        n, seen = item.source_data["n"], []
+        for step in item.source_data["steps"]:
+            if step == "write":
+                ctx.execute("INSERT INTO scripted (n) VALUES (%s)", (n,))
+            elif step == "returning":
+                seen.append(ctx.execute("INSERT INTO scripted (n) VALUES (%s) RETURNING n + 1000 AS m", (n,))[0]["m"])
+            elif step == "read":
+                row = ctx.execute_one("SELECT count(*) AS c, coalesce(sum(n), 0) AS s FROM scripted")
+                seen.append([row["c"], row["s"]])
+            elif step == "direct":
+                ctx.connection.execute("INSERT INTO scripted (n) VALUES (%s)", (-n,))
+            elif step == "null":
+                ctx.execute("INSERT INTO scripted (n) VALUES (NULL)")
+            elif step == "divide":
+                ctx.execute("SELECT 1 / %s AS x", (0,))
+            elif step == "swallow":
+                try:
+                    ctx.execute("INSERT INTO scripted (n) VALUES (NULL)")
+                except psycopg.Error:
+                    pass
+            elif step == "raise":
+                raise RuntimeError(f"item {item.item_index} raises as its steps say")
+            elif step in ("info", "warning"):
+                getattr(ctx, step)(f"{step} from item {item.item_index}", n=n)
+        return {"target_table": "scripted", "target_id": n, "seen": seen}
+
+
+REGISTRY = ProcessorRegistry()
+REGISTRY.register(ScriptedProcessor)
 
 STEPS = st.lists(st.sampled_from(["write"] * 4 + ["read"] * 2 + [
     "returning", "info", "warning", "null", "divide", "swallow", "raise", "invalid"]), max_size=4)
@@ -27,15 +73,19 @@ ENGINES = {"pipelined": {"pipelined": True}, "grouped": {"pipelined": False},
 
 @pytest.fixture(scope="module")
 def databases(make_database):
-    """One database per engine, its processor tables made."""
-    return {name: make_manager(make_database()).database_url for name in ENGINES}
+    """One migrated database per engine, with the table ``scripted``."""
+    urls = {name: make_database() for name in ENGINES}
+    for url in urls.values():
+        with BatchManager(url, REGISTRY).connect() as conn:
+            conn.execute("CREATE TABLE scripted (n integer NOT NULL)")
+    return urls
 
 
 def run(url: str, items: list[dict], chunk_size: int, group_size: int, engine: dict) -> tuple:
     """Process ``items`` on a clean slate; return what a user sees of the batch, without ids and times."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("TRUNCATE scripted, import_batch_item_keys")
-    manager = BatchManager(url, make_registry(), chunk_size=chunk_size, **{"group_size": group_size, **engine})
+    manager = BatchManager(url, REGISTRY, chunk_size=chunk_size, **{"group_size": group_size, **engine})
     summary = manager.process_batch(manager.create_batch("scripted", items))
     records = manager.get_batch_items(summary.batch_id)
     index = {i.id: i.item_index for i in records}
