@@ -17,6 +17,12 @@ per-item status, an audit log and one-call reprocessing of what failed.
 A batch type may also have an endpoint (``CustomerDataEndpoint``, see ``batches.endpoints``): a
 ``before_create_batch`` hook for REST API requests and an ``after_batch_complete`` hook that runs
 at the end of every completed processing run, however it was started.
+
+Where things live: ``manager`` (BatchManager, the one object both faces call), ``processor``,
+``context`` and ``endpoints`` (what a batch type writes), ``registry`` (which class serves which
+type), ``chunk`` (the plain way a chunk's items run, under savepoints) and ``pipelined`` (its fast
+path in pipeline mode), ``store`` (the SQL of the batch tables) and ``records`` (their rows),
+``item_json`` (JSON as the tables take it), ``errors`` (BatchError and the hooks' refusals).
 """
 
 from musingly_pipeline.batches.context import ImportContext
