@@ -5,8 +5,9 @@ database (a fresh one, dropped at the end). The framework's batch has N items of
 the database (a NOT NULL violation, rolled back to its savepoint); the plain loop gets only the
 good rows, since one failure would abort its transaction. The framework's time includes
 create_batch (COPY of the items) and process_batch (savepoints, statuses, keys, logs). It runs
-twice per round: with a replay_safe processor (items in groups under one savepoint, sent in
-psycopg's pipeline mode: the aim's figure) and with the same processor not replay_safe (a
+three times per round: with a replay_safe processor (items in groups under one savepoint, sent in
+psycopg's pipeline mode: the aim's figure), the same groups without pipeline mode
+(``BatchManager(pipelined=False)``, the plain engine) and the processor not replay_safe (a
 savepoint per item, the default). The machine's other load moves the ratios: run it several times.
 
     python bench/batches.py            # 10,000 items
@@ -67,11 +68,11 @@ def plain_loop(url: str, rows: list[dict]) -> float:
         return time.perf_counter() - started
 
 
-def framework(url: str, rows: list[dict], processor: type[BaseProcessor] = BenchRowProcessor
-              ) -> tuple[float, float, object]:
+def framework(url: str, rows: list[dict], processor: type[BaseProcessor] = BenchRowProcessor, *,
+              pipelined: bool = True) -> tuple[float, float, object]:
     registry = ProcessorRegistry()
     registry.register(processor)
-    manager = BatchManager(url, registry)
+    manager = BatchManager(url, registry, pipelined=pipelined)
     with manager.connect() as conn:
         conn.execute("DROP TABLE IF EXISTS framework_rows")
         conn.execute(TABLE.format(table="framework_rows"))
@@ -98,24 +99,27 @@ def main() -> int:
     name = f"musingly_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     url = create_database(server, name)
     try:
-        plain, create, total, per_item = [], [], [], []
+        plain, create, total, grouped, per_item = [], [], [], [], []
         for _ in range(args.rounds):
             plain.append(plain_loop(url, rows))
             c, t, summary = framework(url, rows)
             create.append(c)
             total.append(t)
+            grouped.append(framework(url, rows, pipelined=False)[1])
             per_item.append(framework(url, rows, BenchRowPerItemProcessor)[1])
         p, c, t = statistics.median(plain), statistics.median(create), statistics.median(total)
-        s = statistics.median(per_item)
+        g, s = statistics.median(grouped), statistics.median(per_item)
         good = sum(1 for r in rows if r["v"] is not None)
         print(f"items: {n} ({n - good} failing), rounds: {args.rounds} (medians)")
         print(f"plain loop, one transaction: {p:.3f} s  {good / p:,.0f} rows/s")
         print(f"framework, create + process: {t:.3f} s  {n / t:,.0f} items/s  (create_batch {c:.3f} s)"
               "  [replay_safe: groups of items]")
+        print(f"framework, groups without pipeline mode: {g:.3f} s  {n / g:,.0f} items/s  [pipelined=False]")
         print(f"framework, a savepoint per item: {s:.3f} s  {n / s:,.0f} items/s  [the default]")
         print(f"  last batch: {summary.completed_items} completed, {summary.failed_items} failed, "
               f"status {summary.status}")
         print(f"ratio framework / plain: {t / p:.2f}x (aim: at most 2x)")
+        print(f"ratio framework (groups without pipeline mode) / plain: {g / p:.2f}x")
         print(f"ratio framework (a savepoint per item) / plain: {s / p:.2f}x")
     finally:
         drop_database(server, name)

@@ -157,6 +157,7 @@ PIPELINE_CODES: dict[str, Enum] = {
     "PROCESSING_UNAVAILABLE": PipelineCategory.api,
     "INTERNAL_ERROR": PipelineCategory.api,
     "INBOX_PUSH_REFUSED": PipelineCategory.api,
+    "API_CONFIG_INVALID": PipelineCategory.api,
 
 
     # --- Shared: the database (the API answers it too), the command line ---

@@ -1,8 +1,10 @@
 """JSON errors with a code and a message for everything the API refuses, and the Allow header.
 
-Every error is ``{"code", "message", "details"}`` with a code from ``validation.report.CODES``
-(category ``api``, or ``batches`` for what the BatchManager refuses): :data:`ERROR_CODES`, which
-the OpenAPI document lists.
+Every error is ``{"code", "message", "details"}`` with a code of ``musingly_pipeline.errors``
+(the REST API section, or the batches section for what the BatchManager refuses): :data:`ERROR_CODES`,
+which the OpenAPI document lists. Every :class:`~musingly_pipeline.errors.MusinglyError` is answered
+with its code and message; its HTTP status is its own ``status`` (an :class:`ApiError`, a hook's
+``RequestRefused``) or :data:`STATUS_OF_CODE`.
 """
 
 from __future__ import annotations
@@ -17,18 +19,18 @@ from starlette.routing import Match
 
 from musingly_core.report import CODES, format_path
 
-from musingly_pipeline.batches.endpoints import RequestRefused
-from musingly_pipeline.storage.batches import BatchError
+from musingly_pipeline.errors import MusinglyError, PipelineCategory
 from musingly_pipeline.storage.database import DatabaseUnavailable
-from musingly_pipeline.errors import PipelineCategory
 
 logger = logging.getLogger("musingly_pipeline.api")
 
+# Codes of the API's category that no answer carries: the server refuses to start instead.
+START_CODES = frozenset({"API_CONFIG_INVALID"})
 # Every code an error answer may carry: the API's own and the batch refusals (not the item outcomes).
 ERROR_CODES = sorted(code for code, category in CODES.items()
-                     if category is PipelineCategory.api
+                     if (category is PipelineCategory.api and code not in START_CODES)
                      or (category is PipelineCategory.batches and not code.startswith("ITEM_")))
-# Batch error code -> HTTP status; other batch codes are 422.
+# Error code -> HTTP status, for errors without a status of their own; other codes are 422.
 STATUS_OF_CODE = {
     "BATCH_NOT_FOUND": 404,
     "BATCH_BUSY": 409,
@@ -45,12 +47,12 @@ def error_response(status: int, code: str, message: str, details: list | None = 
                         headers=headers)
 
 
-class ApiError(Exception):
-    """An error the API returns as is (authentication, limits)."""
+class ApiError(MusinglyError):
+    """An error the API returns as is (authentication, limits): a code, an HTTP status, headers."""
 
     def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message, self.headers = status, code, message, headers
+        super().__init__(code, message)
+        self.status, self.headers = status, headers
 
 
 def allowed_methods(request: Request) -> str:
@@ -63,15 +65,11 @@ def allowed_methods(request: Request) -> str:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, exc: ApiError):
-        return error_response(exc.status, exc.code, exc.message, headers=exc.headers)
-
-    @app.exception_handler(BatchError)
-    async def batch_error(request: Request, exc: BatchError):
+    @app.exception_handler(MusinglyError)
+    async def refused(request: Request, exc: MusinglyError):
         details = [{"path": exc.path}] if exc.path else []
-        status = exc.status if isinstance(exc, RequestRefused) else STATUS_OF_CODE.get(exc.code, 422)
-        return error_response(status, exc.code, exc.message, details)
+        status = getattr(exc, "status", None) or STATUS_OF_CODE.get(exc.code, 422)
+        return error_response(status, exc.code, exc.message, details, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(DatabaseUnavailable)
     async def database_unavailable(request: Request, exc: DatabaseUnavailable):

@@ -19,6 +19,7 @@ from typing import Any
 from musingly_pipeline.api.app import API_TOKEN_ENV, MAX_BODY_BYTES, build_app
 from musingly_pipeline.api.runners import DagsterRunner, Runner, WorkerPool
 from musingly_pipeline.batches import BatchManager
+from musingly_pipeline.errors import MusinglyError
 
 DAGSTER_URL_ENV = "MUSINGLY_DAGSTER_URL"
 # Threads of the worker pool: batches processed at once by one API process (one connection each).
@@ -29,8 +30,11 @@ NO_TOKEN = (f"refusing to start without a token: set {API_TOKEN_ENV}, or pass --
             "(APIManager(insecure_local=True)) to serve without authentication on this machine only")
 
 
-class ApiConfigError(ValueError):
-    """The API cannot start as configured; the message says what to set."""
+class ApiConfigError(MusinglyError, ValueError):
+    """The API cannot start as configured (``API_CONFIG_INVALID``); the message says what to set."""
+
+    def __init__(self, message: str):
+        super().__init__("API_CONFIG_INVALID", message)
 
 
 class APIManager:

@@ -15,7 +15,6 @@ from musingly_pipeline.api.errors import ERROR_CODES
 MAX_ITEMS = 10_000
 BATCH_TYPE_PATTERN = r"^[a-z][a-z0-9_]{0,99}$"
 BatchStatus = Literal["pending", "processing", "completed", "failed"]
-ItemStatus = Literal["pending", "processing", "completed", "failed", "skipped"]
 Runner = Literal["worker_pool", "dagster"]
 
 # A JSON value PostgreSQL can store (no NUL character in a key or a string), as the OpenAPI

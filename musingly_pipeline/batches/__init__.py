@@ -17,14 +17,21 @@ per-item status, an audit log and one-call reprocessing of what failed.
 A batch type may also have an endpoint (``CustomerDataEndpoint``, see ``batches.endpoints``): a
 ``before_create_batch`` hook for REST API requests and an ``after_batch_complete`` hook that runs
 at the end of every completed processing run, however it was started.
+
+Where things live: ``manager`` (BatchManager, the one object both faces call), ``processor``,
+``context`` and ``endpoints`` (what a batch type writes), ``registry`` (which class serves which
+type), ``chunk`` (the plain way a chunk's items run, under savepoints) and ``pipelined`` (its fast
+path in pipeline mode), ``store`` (the SQL of the batch tables) and ``records`` (their rows),
+``item_json`` (JSON as the tables take it), ``errors`` (BatchError and the hooks' refusals).
 """
 
 from musingly_pipeline.batches.context import ImportContext
-from musingly_pipeline.batches.endpoints import BaseEndpoint, BatchRefused, EndpointContext, RequestRefused
+from musingly_pipeline.batches.endpoints import BaseEndpoint, EndpointContext
+from musingly_pipeline.batches.errors import BatchError, BatchRefused, RequestRefused
 from musingly_pipeline.batches.manager import BatchManager, as_batch_id
 from musingly_pipeline.batches.processor import BaseProcessor, batch_type_for, content_key
 from musingly_pipeline.batches.registry import PROCESSOR_PACKAGES, ProcessorRegistry, default_registry
-from musingly_pipeline.storage.batches import BatchError, BatchSummary, ImportBatchItem, ItemRecord, LogRecord
+from musingly_pipeline.batches.records import BatchSummary, ImportBatchItem, ItemRecord, LogRecord
 
 __all__ = [
     "BaseEndpoint",

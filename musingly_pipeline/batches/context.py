@@ -8,7 +8,8 @@ from typing import Any, Protocol
 
 import psycopg
 
-from musingly_pipeline.storage.batches import ImportBatchItem, LogEntry, storable_text
+from musingly_pipeline.batches.item_json import storable_text
+from musingly_pipeline.batches.records import ImportBatchItem, LogEntry
 
 logger = logging.getLogger("musingly_pipeline.batches")
 # A library logs to its own logger; the application (CLI, Dagster) decides where it goes.
@@ -45,10 +46,10 @@ class ImportContext:
         self.item: ImportBatchItem | None = None
         self.metadata: dict[str, Any] = {}
         self._logs: list[LogEntry] = []
-        # While a group of items runs (see BatchManager), its lines wait here for the Python logger.
+        # While a group of items runs (see batches.chunk), its lines wait here for the Python logger.
         self._held: list[tuple[str, str, int | None]] | None = None
         self._held_from = 0
-        # While a pipelined group runs (see BatchManager), what sends its statements; None otherwise.
+        # While a pipelined group runs (see batches.pipelined), what sends its statements; None otherwise.
         self._pipeline: PipelinedStatements | None = None
         # False once the run's processor used ``connection`` directly: no more pipelined groups.
         self.pipelining = True

@@ -49,40 +49,21 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from musingly_pipeline.batches import store
+from musingly_pipeline.batches.errors import BatchError, BatchRefused, RequestRefused
+from musingly_pipeline.batches.item_json import storable_text
 from musingly_pipeline.batches.processor import batch_type_for
-from musingly_pipeline.storage import batches as store
-from musingly_pipeline.storage.batches import BatchError, LogEntry, storable_text
+from musingly_pipeline.batches.records import LogEntry
 
 if TYPE_CHECKING:
-    from musingly_pipeline.storage.batches import BatchSummary
+    from musingly_pipeline.batches.records import BatchSummary
 
 ENDPOINT_SUFFIX = "Endpoint"
-# The statuses a BatchRefused may ask for (documented in the OpenAPI document).
-REFUSAL_STATUSES = (403, 409, 422, 429)
 REQUEST_KEYS = ("batch_type", "items", "process", "metadata")
 # The longest message of a hook's exception kept in an error.
 MAX_MESSAGE = 2000
 
 logger = logging.getLogger("musingly_pipeline.batches")
-
-
-class BatchRefused(ValueError):
-    """Raise from ``before_create_batch`` to refuse a request with an HTTP status of your choice
-    (403 forbidden, 409 conflict, 422 unprocessable, 429 too many requests; default 422)."""
-
-    def __init__(self, message: str, *, status: int = 422):
-        if status not in REFUSAL_STATUSES:
-            raise ValueError(f"status must be one of {REFUSAL_STATUSES}, not {status}")
-        super().__init__(message)
-        self.status = status
-
-
-class RequestRefused(BatchError):
-    """A request an endpoint hook refused: a BatchError with the HTTP status the API answers."""
-
-    def __init__(self, code: str, message: str, status: int, path: str = ""):
-        super().__init__(code, message, path)
-        self.status = status
 
 
 class EndpointContext:
@@ -148,12 +129,14 @@ def before_create(endpoint: BaseEndpoint, request_data: dict[str, Any], ctx: End
     name = f"{type(endpoint).__name__}.before_create_batch"
     try:
         result = endpoint.before_create_batch(request_data, ctx)
+    except BatchRefused as exc:
+        logger.info("%s refused a request of %s: %s", name, ctx.user_id, exc.message)
+        raise RequestRefused("BATCH_REFUSED", f"{name} refused the batch: {_cut(exc.message)}", exc.status) from exc
     except BatchError:
         raise
     except ValueError as exc:
-        status = exc.status if isinstance(exc, BatchRefused) else 422
         logger.info("%s refused a request of %s: %s", name, ctx.user_id, exc)
-        raise RequestRefused("BATCH_REFUSED", f"{name} refused the batch: {_text(exc)}", status) from exc
+        raise RequestRefused("BATCH_REFUSED", f"{name} refused the batch: {_text(exc)}", 422) from exc
     except Exception as exc:
         logger.exception("%s raised", name)
         raise RequestRefused("BATCH_ENDPOINT_FAILED", f"{name} raised {type(exc).__name__}: {_text(exc)}; "
@@ -206,5 +189,9 @@ def after_complete(conn: psycopg.Connection, endpoint: BaseEndpoint, summary: Ba
 
 
 def _text(exc: BaseException) -> str:
-    text = storable_text(str(exc).strip() or type(exc).__name__)
+    return _cut(str(exc).strip() or type(exc).__name__)
+
+
+def _cut(text: str) -> str:
+    text = storable_text(text)
     return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + "…"

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from musingly_pipeline.batches.context import ImportContext
-    from musingly_pipeline.storage.batches import BatchSummary, ImportBatchItem
+    from musingly_pipeline.batches.records import BatchSummary, ImportBatchItem
 
 SUFFIX = "Processor"
 

@@ -10,7 +10,7 @@ import pkgutil
 
 from musingly_pipeline.batches.endpoints import ENDPOINT_SUFFIX, BaseEndpoint
 from musingly_pipeline.batches.processor import SUFFIX, BaseProcessor
-from musingly_pipeline.storage.batches import BatchError
+from musingly_pipeline.batches.errors import BatchError
 
 # Packages every default registry discovers; an area that ships a processor adds its package here.
 PROCESSOR_PACKAGES: tuple[str, ...] = ("musingly_pipeline.seed_units.processor",)

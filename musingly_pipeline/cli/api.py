@@ -25,15 +25,11 @@ def register(commands) -> None:
 
 
 def _api(args) -> int:
-    from musingly_pipeline.api import APIManager, ApiConfigError
-    from musingly_pipeline.batches import BatchError
+    from musingly_pipeline.api import APIManager
 
     if not 0 < args.port < 65536:
         raise CommandError("--port must be between 1 and 65535", 2)
     if args.workers < 1:
         raise CommandError("--workers must be at least 1", 2)
-    try:
-        APIManager(insecure_local=args.insecure_local, workers=args.workers).run(host=args.host, port=args.port)
-    except (ApiConfigError, BatchError) as exc:
-        raise CommandError(str(exc)) from exc
+    APIManager(insecure_local=args.insecure_local, workers=args.workers).run(host=args.host, port=args.port)
     return EXIT_OK

@@ -11,9 +11,9 @@ import json
 
 import psycopg
 
-from musingly_pipeline.batches.manager import MAX_ERROR_MESSAGE, MAX_TRACEBACK
+from musingly_pipeline.batches.chunk import MAX_ERROR_MESSAGE, MAX_TRACEBACK
 from musingly_pipeline.cli import main
-from musingly_pipeline.storage.batches import ECHO_VALUE_CHARS
+from musingly_pipeline.batches.records import ECHO_VALUE_CHARS
 
 BIG = 1_000_000
 

@@ -16,7 +16,7 @@ import pytest
 from musingly_pipeline.batches import BatchError
 from musingly_pipeline.defs.batches import BatchManagerResource, ProcessConfig, process_batch
 from musingly_pipeline.defs.resources import PostgresResource
-from musingly_pipeline.storage import batches as store
+from musingly_pipeline.batches import store
 from musingly_pipeline_tests.batches.processors import PACKAGE, make_manager
 from musingly_pipeline_tests.conftest import PROJECT_ROOT
 

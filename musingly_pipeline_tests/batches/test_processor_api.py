@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from musingly_pipeline.batches import BaseProcessor, BatchError, ProcessorRegistry, batch_type_for, content_key
-from musingly_pipeline.batches.manager import prepare_items, result_fields, returns_no_rows
+from musingly_pipeline.batches.item_json import prepare_items, result_fields
+from musingly_pipeline.batches.pipelined import returns_no_rows
 from musingly_pipeline.batches.registry import default_registry
 from musingly_pipeline_tests.batches import processors
 

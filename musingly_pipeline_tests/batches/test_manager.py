@@ -182,7 +182,7 @@ def test_identical_items_in_one_batch_are_applied_once(manager):
 def test_a_second_run_of_a_batch_being_processed_is_refused(manager):
     batch_id = manager.create_batch("counter", [{"n": 1}])
     with psycopg.connect(manager.database_url, autocommit=True) as holder:
-        from musingly_pipeline.storage.batches import batch_lock_key
+        from musingly_pipeline.batches.store import batch_lock_key
         holder.execute("SELECT pg_advisory_lock(%s)", (batch_lock_key(batch_id),))
         with pytest.raises(BatchError) as busy:
             manager.process_batch(batch_id)

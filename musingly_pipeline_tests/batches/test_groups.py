@@ -12,7 +12,7 @@ import logging
 import psycopg
 import pytest
 
-from musingly_pipeline.batches import manager as manager_module
+from musingly_pipeline.batches.pipelined import PipelinedChunk
 from musingly_pipeline_tests.batches.processors import CALLS, make_manager
 
 ITEMS = [
@@ -56,13 +56,12 @@ def clear_calls():
 
 
 @pytest.mark.parametrize("pipelining", [True, False])
-def test_groups_keep_what_a_savepoint_per_item_keeps(make_database, caplog, monkeypatch, pipelining):
-    monkeypatch.setattr(manager_module, "PIPELINING", pipelining)
+def test_groups_keep_what_a_savepoint_per_item_keeps(make_database, caplog, pipelining):
     caplog.set_level(logging.INFO, logger="musingly_pipeline.batches")
-    plain, plain_summary = run(make_database, "customer_data", ITEMS)
+    plain, plain_summary = run(make_database, "customer_data", ITEMS, pipelined=pipelining)
     plain_lines = [r.getMessage() for r in caplog.records]
     caplog.clear()
-    grouped, grouped_summary = run(make_database, "grouped_customer", ITEMS)
+    grouped, grouped_summary = run(make_database, "grouped_customer", ITEMS, pipelined=pipelining)
     grouped_lines = [r.getMessage() for r in caplog.records]
 
     statuses, logs = outcome(grouped, grouped_summary.batch_id)
@@ -132,9 +131,8 @@ def test_reads_inside_groups_see_exactly_the_kept_writes(make_database, chunk_si
     assert sum(CALLS.values()) > len(items)  # groups were rolled back and run again
 
 
-def test_a_processor_that_is_not_replay_safe_runs_each_item_once(make_database, monkeypatch):
-    monkeypatch.setattr(manager_module, "GROUP_SIZE", 4)
-    manager, summary = run(make_database, "customer_data", ITEMS * 3, chunk_size=500)
+def test_a_processor_that_is_not_replay_safe_runs_each_item_once(make_database):
+    manager, summary = run(make_database, "customer_data", ITEMS * 3, chunk_size=500, group_size=4)
     # The copies of good items are skipped; those of failing items fail again, each in one call.
     assert (summary.completed_items, summary.failed_items, summary.skipped_items) == (5, 12, 13)
     assert len(CALLS) == 5 + 9 and set(CALLS.values()) == {1}
@@ -167,9 +165,9 @@ def test_rows_read_back_inside_groups(make_database):
 
 
 @pytest.mark.parametrize("group_size", [2, 3, 16])
-def test_every_other_item_failing_lands_each_error_on_its_item(make_database, monkeypatch, group_size):
-    monkeypatch.setattr(manager_module, "GROUP_SIZE", group_size)
-    manager, summary = run(make_database, "every_other_fails", [{"n": n} for n in range(60)], chunk_size=25)
+def test_every_other_item_failing_lands_each_error_on_its_item(make_database, group_size):
+    manager, summary = run(make_database, "every_other_fails", [{"n": n} for n in range(60)], chunk_size=25,
+                           group_size=group_size)
     done = manager.get_batch_items(summary.batch_id)
     assert [i.item_index for i in done if i.status == "failed"] == list(range(1, 60, 2))
     assert all("NotNullViolation" in i.error_message and "process_item" in i.error_traceback
@@ -217,8 +215,8 @@ def test_a_caught_error_of_a_write_that_is_not_waited_for_fails_its_item_alone(m
 
 def test_ctx_connection_leaves_pipeline_mode_and_an_earlier_error_stays_with_its_item(make_database, monkeypatch):
     piped = []
-    original = manager_module._Chunk._piped_group
-    monkeypatch.setattr(manager_module._Chunk, "_piped_group",
+    original = PipelinedChunk._piped_group
+    monkeypatch.setattr(PipelinedChunk, "_piped_group",
                         lambda self, group: piped.append(group[0].item_index) or original(self, group))
     # Item 1's NULL is sent without waiting; its error shows later (at item 2's statement, or when
     # item 2 asks for ctx.connection, which waits for what was sent) but stays item 1's. Once item
