@@ -16,7 +16,7 @@ from musingly_pipeline_tests.api.conftest import TOKEN, wait_until_done
 from musingly_pipeline_tests.api.test_api_background import Gate
 from musingly_pipeline_tests.batches.processors import PACKAGE, make_manager
 from musingly_pipeline_tests.conftest import PROJECT_ROOT
-from musingly_pipeline_tests.dagster.test_webserver import free_port
+from musingly_pipeline_tests.defs.test_webserver import free_port
 
 
 def start_api(url: str, port: int) -> subprocess.Popen:

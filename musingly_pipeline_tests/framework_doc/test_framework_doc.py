@@ -14,7 +14,7 @@ import httpx
 import psycopg
 
 from musingly_pipeline_tests.conftest import PROJECT_ROOT
-from musingly_pipeline_tests.dagster.test_webserver import free_port
+from musingly_pipeline_tests.defs.test_webserver import free_port
 
 HERE = Path(__file__).resolve().parent
 TOKEN = "framework-doc-token"

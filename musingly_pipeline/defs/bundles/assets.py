@@ -27,7 +27,7 @@ from musingly_pipeline.bundles import BundleInvalid, ImportResult, SnapshotStore
 from musingly_pipeline.bundles.inbox import is_incremental
 from musingly_pipeline.defs.bundles.failures import failure, refused
 from musingly_pipeline.errors import MusinglyError
-from musingly_pipeline.validation.report import markdown_table
+from musingly_pipeline.defs.metadata import markdown_table
 
 # Partitioned asset checks are a preview feature in Dagster 1.13; they are what judges one partition.
 warnings.filterwarnings("ignore", category=dg.PreviewWarning, message=".*partitions_def on an AssetCheckSpec.*")

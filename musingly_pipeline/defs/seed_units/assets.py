@@ -12,7 +12,7 @@ from musingly_core.report import Severity
 from musingly_pipeline.defs.resources import PostgresResource
 from musingly_pipeline.seed_units import SeedUnitStore
 from musingly_pipeline.storage.database import PROJECT_ROOT
-from musingly_pipeline.validation.report import markdown_table
+from musingly_pipeline.defs.metadata import markdown_table
 
 
 class SeedDataResource(dg.ConfigurableResource):

@@ -15,7 +15,7 @@ import dagster as dg
 from musingly_pipeline.defs.signals.partitions import signal_days
 from musingly_pipeline.defs.signals.resources import SignalStoreResource
 from musingly_pipeline.signals import PartitionHealth
-from musingly_pipeline.validation.report import markdown_table
+from musingly_pipeline.defs.metadata import markdown_table
 
 # backfill_policy is beta and partitioned checks are preview in Dagster 1.13; both are what the issue asks
 # for (range backfills in one run, one check result per day), so their warnings are silenced here only.

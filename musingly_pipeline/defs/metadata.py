@@ -1,4 +1,4 @@
-"""Issues as a Markdown table (for Dagster metadata).
+"""Issues as a Markdown table, the form every asset and check shows them in Dagster's metadata.
 
 The :class:`~musingly_core.report.Issue` model and the bundle's codes live in ``musingly_core``;
 the pipeline's own codes and its error type are in :mod:`musingly_pipeline.errors`.

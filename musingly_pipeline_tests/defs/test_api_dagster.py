@@ -19,7 +19,7 @@ from musingly_pipeline.storage.database import sqlalchemy_url
 from musingly_pipeline_tests.api.conftest import TOKEN, serve, wait_until_done
 from musingly_pipeline_tests.batches.processors import PACKAGE, make_manager
 from musingly_pipeline_tests.conftest import PROJECT_ROOT
-from musingly_pipeline_tests.dagster.test_webserver import free_port, graphql
+from musingly_pipeline_tests.defs.test_webserver import free_port, graphql
 
 
 def start(command: str, *args: str, cwd: Path, env: dict) -> subprocess.Popen:

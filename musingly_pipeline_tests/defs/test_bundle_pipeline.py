@@ -26,7 +26,7 @@ from musingly_pipeline.defs.signals.resources import SignalStoreResource
 from musingly_pipeline.signals.lifecycle import current_snapshot_at
 from musingly_pipeline.bundles.staging import stage_file
 from musingly_pipeline.bundles import SnapshotStore
-from musingly_pipeline.validation.report import markdown_table
+from musingly_pipeline.defs.metadata import markdown_table
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "data" / "examples"
 
