@@ -80,8 +80,8 @@ PIPELINE_CODES: dict[str, Enum] = {
     "LIFECYCLE_SIGNAL_NOT_WRITTEN": PipelineCategory.signals,
     "STAGED_BUNDLE_MISSING": PipelineCategory.storage,
     "STAGED_BUNDLE_DAMAGED": PipelineCategory.storage,
-    "PUSH_NAME_INVALID": PipelineCategory.api,
-    "PUSH_TOO_LARGE": PipelineCategory.api,
+    "PUSH_NAME_INVALID": PipelineCategory.storage,
+    "PUSH_TOO_LARGE": PipelineCategory.storage,
 
 
     # --- Seed units (musingly_pipeline.seed_units): unit files, users.json, seed folders ---

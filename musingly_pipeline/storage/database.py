@@ -227,7 +227,14 @@ def stop_embedded_server(pgdata: Path | None = None, *, force: bool = False) -> 
 
     if not state.running or (state.in_use and not force):
         return state
-    # The server runs as the `pgserver` user when started by root (PostgreSQL refuses root).
-    user = "pgserver" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
+    # The server runs as the `pgserver` user when started by root (PostgreSQL refuses root). pgserver
+    # opened the folders above the data folder to that user when it started the server; open them
+    # again, as it does, in case something closed one since (pytest makes /tmp/pytest-of-root 0700).
+    user = None
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        from pgserver.utils import ensure_prefix_permissions
+
+        user = "pgserver"
+        ensure_prefix_permissions(state.pgdata)
     pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=state.pgdata, user=user)
     return state

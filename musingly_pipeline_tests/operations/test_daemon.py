@@ -189,7 +189,7 @@ def test_several_files_dropped_while_a_snapshot_is_current(deployment):
     assert checks[("schema", "broken.json")] is False
     assert [name for (name, _), passed in checks.items() if not passed] == ["schema"]
     (message,) = deployment.ui.failures(bad["runId"])
-    assert message.startswith("broken.json is invalid: blocking check schema failed") and "sparks[1].slug" in message
+    assert message.startswith("IMPORT_BUNDLE_INVALID: broken.json is invalid: blocking check schema failed") and "sparks[1].slug" in message
 
     (merged,) = deployment.finished_runs("incremental/hotfix-v2.1.1.json")
     assert merged["status"] == "SUCCESS", deployment.ui.failures(merged["runId"])
@@ -215,7 +215,7 @@ def test_a_shrinking_bundle_is_refused_with_its_message_first_and_allowed_from_t
     (run,) = deployment.finished_runs("ml-curriculum.json")
     assert run["status"] == "FAILURE"
     (message,) = deployment.ui.failures(run["runId"])
-    assert message.startswith("this bundle has 4 spark(s) but the current snapshot v2.2.0 has 23")
+    assert message.startswith("IMPORT_SHRINK_REFUSED: this bundle has 4 spark(s) but the current snapshot v2.2.0 has 23")
     rerun = deployment.ui.launch("import_bundle", {"ops": {"bundle_import": {"config": {"allow_shrink": True}}}},
                                  tags={"dagster/partition": "ml-curriculum.json"})
     wait_for("the re-launched import", lambda: deployment.ui.run_status(rerun) in FINISHED)
