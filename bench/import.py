@@ -260,7 +260,7 @@ def main() -> None:
             print(f"ratio ours / floor:            {t_ours / t_floor:.2f}x the floor's time (aim: at most 2x)")
             # The floor sends prepared rows into the snapshot's attached, indexed partitions (what
             # create_import_snapshot makes), so every key goes into live B-trees. Ours loads each
-            # table detached and builds its indexes by sort before attaching it (migration 0007),
+            # table detached and builds its indexes by sort before attaching it (0001_baseline.sql),
             # which is why it can take less time than the floor despite parsing and checking.
             print(f"guide end to end / floor = {t_guide_e2e / t_floor:.2f}x (the floor inserts into indexed "
                   "partitions; ours indexes each partition after its COPY)")

@@ -158,7 +158,7 @@ def list_batches(
 def batch_items(
     conn: psycopg.Connection, batch_id: uuid.UUID, *, status: str | None = None, limit: int | None = None
 ) -> list[ItemRecord]:
-    """The batch's items in index order; pending items in flight (see migration 0006) show as 'processing'."""
+    """The batch's items in index order; pending items in flight (see the import batches section of 0001_baseline.sql) show as 'processing'."""
     rows = conn.execute(
         "SELECT * FROM (SELECT i.id, i.item_index,"
         "   CASE WHEN i.status = 'pending' AND i.item_index BETWEEN b.in_flight_from AND b.in_flight_to"
@@ -209,7 +209,7 @@ def recover_interrupted(conn: psycopg.Connection, batch_id: uuid.UUID, max_attem
     """Items left in flight by a run that died: return (ids to retry, ids now marked failed); no commit.
 
     The items in flight are the batch's pending items in its ``in_flight_from``..``in_flight_to``
-    range (see migration 0006), and items left 'processing' by the code before it. Their writes
+    range (see the import batches section of 0001_baseline.sql), and items left 'processing' by the code before it. Their writes
     rolled back with the dead run's transaction, so retrying cannot apply them twice. The
     interrupted attempt is counted now (the range's items; a 'processing' item was counted when it
     was marked); an item interrupted ``max_attempts`` times is marked failed
@@ -259,7 +259,7 @@ def claim_items(conn: psycopg.Connection, batch_id: uuid.UUID, item_ids: Sequenc
     """Record ``item_ids`` as the batch's items in flight and return them in index order; no commit.
 
     ``item_ids`` must be consecutive pending items (a slice of :func:`pending_item_ids`, or one
-    item): the record is their range of item indexes (see migration 0006). Items already done are
+    item): the record is their range of item indexes (see the import batches section of 0001_baseline.sql). Items already done are
     left out. An item's ``attempts`` includes this one, which :func:`write_outcomes` records;
     :func:`finish_chunk` clears the record.
     """

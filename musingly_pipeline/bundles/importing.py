@@ -19,7 +19,7 @@ in the order they run, and each takes what it needs from the step before (nothin
 6. :func:`record`: the lifecycle signals, after the commit.
 
 Locks: the parent snapshot's row (and a merge's base) first, then the content tables, the order in
-which cleanup and delete-draft take them (migration 0008), so they never deadlock.
+which cleanup and delete-draft take them (the SQL functions of 0001_baseline.sql), so they never deadlock.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Load a validated bundle into a draft snapshot with binary COPY, one table after another.
 
-Each table of the snapshot is its own partition (migration 0007): it is made detached and without
+Each table of the snapshot is its own partition (the baseline migration, 0001_baseline.sql): it is made detached and without
 indexes (``prepare_snapshot_partition``), filled by COPY, then ``finish_snapshot_partition`` builds
 its keys and indexes by sort, checks its references with one anti-join each and attaches it. That
 costs less than half of inserting the same rows into the live, indexed tables.

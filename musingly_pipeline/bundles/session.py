@@ -2,7 +2,7 @@
 
 Every operation of the store opens a :func:`session`: pending migrations are applied first (so a
 fresh database needs no manual ``musingly db migrate``) and the logs of importing processes that
-died are marked failed. The lifecycle rules live in the SQL functions of ``0001_snapshot_store.sql``
+died are marked failed. The lifecycle rules live in the SQL functions of ``0001_baseline.sql``
 and later migrations; :func:`refusals` turns what they refuse into :class:`SnapshotError` s.
 """
 

@@ -6,7 +6,7 @@ bytes, from any machine, into a local cache file, and the import refuses bytes w
 a file rewritten in the inbox after the decision cannot change what is imported, and what was
 validated is what is imported.
 
-Chunks of 4 MiB (table ``staged_bundle_chunks``, migration 0008), so a 1 GiB bundle is never one
+Chunks of 4 MiB (table ``staged_bundle_chunks``, in the baseline migration), so a 1 GiB bundle is never one
 value in memory on either side. Staging the same content twice stores it once.
 """
 

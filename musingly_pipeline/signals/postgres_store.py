@@ -1,6 +1,6 @@
 """The PostgreSQL backend: the same interface as the file store, for deployments where several machines write.
 
-Tables (migration ``0004_signals.sql``): ``signal_events`` (one row per envelope, partitioned by UTC
+Tables (``0001_baseline.sql``, its signals section): ``signal_events`` (one row per envelope, partitioned by UTC
 day, partitions created on demand by ``signal_events_partition(day)``), ``signal_event_ids`` (the
 global id registry that makes writes idempotent across partitions and writers) and
 ``signal_documents`` (checkpoints and snapshots).

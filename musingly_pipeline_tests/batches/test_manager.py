@@ -217,7 +217,7 @@ def test_applied_keys_name_existing_items_and_go_with_them(manager):
     assert {r[0] for r in rows(manager, "SELECT item_id FROM import_batch_item_keys")} == kept
     assert {r[0] for r in rows(manager, "SELECT id FROM import_batch_items")} == kept
     assert rows(manager, "SELECT count(*) FROM import_batch_logs WHERE batch_id = %s", (first.batch_id,)) == [(0,)]
-    # Items name existing batches (migration 0006 checks per statement instead of a foreign key).
+    # Items name existing batches (the baseline checks per statement instead of a foreign key).
     with pytest.raises(psycopg.errors.ForeignKeyViolation, match="names batch .* which does not exist"):
         rows(manager, "INSERT INTO import_batch_items (batch_id, item_index, source_data, item_key)"
                       " VALUES (%s, 9, '{}', 'k'), (%s, 0, '{}', 'k') RETURNING id", (second.batch_id, first.batch_id))

@@ -79,7 +79,7 @@ def test_killed_run_is_resumed_and_nothing_is_counted_twice(make_database):
 
 
 def test_items_left_processing_by_the_code_before_the_in_flight_record_are_resumed(make_database):
-    # Before migration 0006 a run marked a chunk's items 'processing' (attempts + 1) and committed.
+    # Before the in-flight range (legacy migration 0006) a run marked a chunk's items 'processing' (attempts + 1) and committed.
     url = make_database()
     manager = make_manager(url, chunk_size=4, max_attempts=3)
     batch_id = manager.create_batch("counter", [{"n": n} for n in range(10)])

@@ -1,4 +1,4 @@
-"""Content tables partitioned by snapshot (migration 0007): one partition per snapshot and table,
+"""Content tables partitioned by snapshot (0001_baseline.sql): one partition per snapshot and table,
 loaded detached, indexed by sort, checked and attached; dropped with their snapshot."""
 
 from __future__ import annotations

@@ -116,7 +116,7 @@ def test_references_cannot_leave_their_snapshot(url):
 
 
 def test_bulk_statements_check_references_too(url, tmp_path):
-    """From 20k rows on, the reference check takes its hash-join form (0005): same rule, same error."""
+    """From 20k rows on, the reference check takes its hash-join form: same rule, same error."""
     a = SnapshotStore(url).import_file(write_bundle(tmp_path / "big.json", 7000, content_bytes=10))
     assert a.entity_counts["spark_links"] >= 20_000  # the load itself went through the bulk form
     with connect(url) as conn:
