@@ -26,7 +26,8 @@ class _LoadStopped(Exception):
 
 def load_and_hash(conn: psycopg.Connection, snapshot_id: uuid.UUID, bundle: ImportBundle, base_id: uuid.UUID | None,
                   merge_source: tuple[ImportBundle, ImportBundle] | None, progress: Progress | None,
-                  check: Callable[[], object] | None = None, digest: str | None = None) -> tuple[dict[str, int], str]:
+                  check: Callable[[], object] | None = None,
+                  digest: str | None = None) -> tuple[dict[str, int], str]:
     """COPY ``bundle`` into ``snapshot_id`` in a thread while running ``check`` (it raises if a rule
     is broken) and hashing the bundle here (unless its ``digest`` is already known); (counts, digest). ``merge_source``: a merge's (base,
     patch), base being snapshot ``base_id``, whose kept rows are copied inside the database. If this
