@@ -7,7 +7,7 @@ and 2k), each in its own fresh database on the same server:
 * a re-import of content identical to the current snapshot: the same file, and the same content
   re-serialised (other key order and whitespace, lists reversed), both reused;
 * a ``--merge`` of a file of 100 changed sparks onto the current snapshot, end to end;
-* promote and rollback (the merged snapshot promoted, then rolled back);
+* promote and rollback (the merged snapshot promoted, the same merge again, then rolled back);
 * a full import of other content with the same row counts (another seed of the generator);
 * readers on the ``current_*`` views: a spark by slug, a full scan of ``current_sparks``, and the
   prerequisite graph of a concept (its transitive prerequisite concepts over
@@ -185,6 +185,8 @@ def run_size(server: str, sparks: int, content_bytes: int, tmp: Path, with_steps
         merged, r["merge_s"] = timed(lambda: store.import_file(patch, merge=True))
         assert not merged.reused and merged.entity_counts["sparks"] == sparks, merged
         _, r["promote_merged_s"] = timed(lambda: store.promote(merged.import_id))
+        again, r["merge_again_s"] = timed(lambda: store.import_file(patch, merge=True))  # delivered twice
+        assert again.snapshot_id == merged.snapshot_id, again
         _, r["rollback_s"] = timed(lambda: store.rollback())
         # a full import of other content with the current snapshot's row counts (another seed):
         # what recognising identical content before loading must not make slower
@@ -231,6 +233,7 @@ def main() -> None:
             ("reimport_reserialised_s", "re-import, re-serialised (reused)", "s"),
             ("full_import_same_counts_s", "full import, other content, same counts", "s"),
             ("merge_s", f"merge of {CHANGED} changed sparks", "s"),
+            ("merge_again_s", "the same merge again (changes nothing)", "s"),
             ("promote_s", "promote (first)", "ms"), ("promote_merged_s", "promote (merged)", "ms"),
             ("rollback_s", "rollback", "ms"),
             ("slug_lookup_ms", "reader: spark by slug (median)", "ms*"),
@@ -244,6 +247,7 @@ def main() -> None:
         "merge large/small (aim <= 1.5)": L["merge_s"] / S["merge_s"],
         "same-file re-import/full at large (aim <= 0.35)": L["reimport_same_file_s"] / L["full_import_s"],
         "re-serialised re-import/full at large (aim <= 0.35)": L["reimport_reserialised_s"] / L["full_import_s"],
+        "same merge again/full at large": L["merge_again_s"] / L["full_import_s"],
         "same-counts full import/full at large (not slower: ~1)": L["full_import_same_counts_s"] / L["full_import_s"],
         "promote large/small (constant: ~1)": L["promote_merged_s"] / S["promote_merged_s"],
         "rollback large/small (constant: ~1)": L["rollback_s"] / S["rollback_s"],

@@ -38,7 +38,7 @@ import psycopg
 from musingly_core.bundle_file import BundleFile, read_bundle
 from musingly_core.gcpause import gc_paused
 from musingly_core.integrity import check_bundle
-from musingly_core.models import ImportBundle
+from musingly_core.models import ENTITY_KINDS, ImportBundle
 from musingly_core.report import Issue, ValidationReport
 
 from musingly_pipeline.bundles import import_log, lifecycle
@@ -48,7 +48,7 @@ from musingly_pipeline.bundles.loader import Progress
 from musingly_pipeline.bundles.merge import merge_bundles, parse_removal
 from musingly_pipeline.bundles.models import ImportResult, SnapshotInfo, in_kind_order
 from musingly_pipeline.bundles.parallel_load import load_and_hash
-from musingly_pipeline.bundles.projections import read_bundle_content
+from musingly_pipeline.bundles.projections import read_bundle_content, row_key
 from musingly_pipeline.bundles.session import current_row, refusals, session
 from musingly_pipeline.signals.store import EventStore
 
@@ -227,8 +227,10 @@ def _load_or_reuse(conn: psycopg.Connection, import_id: uuid.UUID, planned: Plan
     bundle, current = planned.bundle, planned.current
     with conn.transaction():
         existing = digest = None
-        if not force and planned.merge_source is None:  # a merge keeps its base's counts: no hint
+        if not force and planned.merge_source is None:
             digest, existing = _find_before_loading(conn, bundle, progress)
+        elif not force:  # a merge keeps its base's counts when it only changes rows: compare the rows
+            digest, existing = _merge_changing_nothing(planned)
             if existing is not None and check is not None:
                 validate(bundle, check)  # refused or warned about exactly as if it had been loaded
         try:
@@ -294,6 +296,27 @@ def _find_before_loading(conn: psycopg.Connection, bundle: ImportBundle, progres
         progress("hashing", 0, 0)
     digest = content_hash(bundle)
     return digest, ((row[0],) if digest == row[1] else None)
+
+
+def _merge_changing_nothing(planned: Plan) -> tuple[str | None, tuple | None]:
+    """(the base's hash, (base id,)) if the merged content is the base's (the snapshot the merge
+    read, current then): the same row counts, and every row of the patch equal to the base's row
+    with its key (so the merged rows are a subset of the base's, as many: the same). A file merged
+    again, or an incremental bundle delivered twice, is then reused without loading. Costs the
+    patch's rows (and a key index of the kinds it touches). (None, None) otherwise."""
+    base, patch = planned.merge_source
+    if planned.current.content_hash is None or planned.bundle.counts() != base.counts():
+        return None, None
+    for kind in ENTITY_KINDS:
+        rows = getattr(patch, kind)
+        if not rows:
+            continue
+        stored = {row_key(kind, r): r for r in getattr(base, kind)}
+        for row in rows:
+            old = stored.get(row_key(kind, row))
+            if old is None or old.model_dump() != row.model_dump():
+                return None, None
+    return planned.current.content_hash, (planned.current.id,)
 
 
 def _same_content(conn: psycopg.Connection, digest: str) -> tuple | None:

@@ -125,6 +125,26 @@ def test_hotfix_without_merge_is_refused_and_merge_applies_it(url):
     assert sum(sum(c.values()) for c in diff.summary().values()) == 1
 
 
+def test_a_merge_that_changes_nothing_reuses_the_current_snapshot_without_loading(url, monkeypatch):
+    from musingly_pipeline.bundles import importing
+
+    SnapshotStore(url).import_file(EXAMPLE, promote=True)
+    merged = SnapshotStore(url).import_file(HOTFIX, merge=True, promote=True)
+    loads = []
+    real = importing.load_and_hash
+    monkeypatch.setattr(importing, "load_and_hash", lambda *a, **k: loads.append(a) or real(*a, **k))
+    again = SnapshotStore(url).import_file(HOTFIX, merge=True)  # delivered twice
+    assert again.reused and again.merged and again.snapshot_id == merged.snapshot_id
+    assert again.status == "promoted" and again.content_hash == merged.content_hash and not loads
+    assert len(SnapshotStore(url).list_snapshots()) == 2
+    # a patch row that differs is a change: loaded
+    changed = json.loads(HOTFIX.read_text())
+    changed["sparks"][0]["estimated_minutes"] = 9
+    result = SnapshotStore(url).import_bundle(parse(changed), merge=True)
+    assert not result.reused and len(loads) == 1 and result.content_hash != merged.content_hash
+    assert_consistent(url)
+
+
 def test_allow_shrink_replaces_the_content(url):
     SnapshotStore(url).import_file(EXAMPLE, promote=True)
     small = SnapshotStore(url).import_file(HOTFIX, allow_shrink=True)
