@@ -9,10 +9,12 @@ in the order they run, and each takes what it needs from the step before (nothin
    merge checks the file first, then the merged content; a full import checks while it loads.
 3. :func:`plan`: a full import (refused if it would drop most of the current sparks) or a merge
    onto the current snapshot (its content read, the bundle's rows replacing or adding by slug).
-4. :func:`load`: one transaction: the snapshot row, COPY of every table into its own partition
-   in a thread while this one validates and hashes (:mod:`~musingly_pipeline.bundles.parallel_load`),
-   then under the content hash's lock either ``finalize_import`` or, if a ready or current snapshot
-   has the same content, a rollback of the load and reuse of that snapshot. Nothing is visible
+4. :func:`load`: one transaction: if the current snapshot has the bundle's row counts, the bundle
+   is hashed first, and content identical to the current snapshot reuses it without loading
+   anything. Otherwise: the snapshot row, COPY of every table into its own partition in a thread
+   while this one validates and hashes (:mod:`~musingly_pipeline.bundles.parallel_load`), then
+   under the content hash's lock either ``finalize_import`` or, if a ready or current snapshot has
+   the same content, a rollback of the load and reuse of that snapshot. Nothing is visible
    until it commits; a killed process leaves no rows, and its log is marked failed by the next
    command. A bundle that breaks a rule leaves nothing, not even its log row.
 5. :func:`finalize`: with ``promote``, ``promote_import`` in its own transaction.
@@ -36,16 +38,17 @@ import psycopg
 from musingly_core.bundle_file import BundleFile, read_bundle
 from musingly_core.gcpause import gc_paused
 from musingly_core.integrity import check_bundle
-from musingly_core.models import ImportBundle
+from musingly_core.models import ENTITY_KINDS, ImportBundle
 from musingly_core.report import Issue, ValidationReport
 
 from musingly_pipeline.bundles import import_log, lifecycle
+from musingly_pipeline.bundles.content_hash import content_hash
 from musingly_pipeline.bundles.errors import BundleError, BundleInvalid, ImportRefused, SnapshotError, SourceFile
 from musingly_pipeline.bundles.loader import Progress
 from musingly_pipeline.bundles.merge import merge_bundles, parse_removal
 from musingly_pipeline.bundles.models import ImportResult, SnapshotInfo, in_kind_order
 from musingly_pipeline.bundles.parallel_load import load_and_hash
-from musingly_pipeline.bundles.projections import read_bundle_content
+from musingly_pipeline.bundles.projections import read_bundle_content, row_key
 from musingly_pipeline.bundles.session import current_row, refusals, session
 from musingly_pipeline.signals.store import EventStore
 
@@ -223,8 +226,16 @@ def _load_or_reuse(conn: psycopg.Connection, import_id: uuid.UUID, planned: Plan
     deleted between finding it and locking it, and this load is rolled back (load again)."""
     bundle, current = planned.bundle, planned.current
     with conn.transaction():
-        existing = None
+        existing = digest = None
+        if not force and planned.merge_source is None:
+            digest, existing = _find_before_loading(conn, bundle, progress)
+        elif not force:  # a merge keeps its base's counts when it only changes rows: compare the rows
+            digest, existing = _merge_changing_nothing(planned)
+            if existing is not None and check is not None:
+                validate(bundle, check)  # refused or warned about exactly as if it had been loaded
         try:
+            if existing is not None:
+                raise _SameContent()  # nothing was loaded: no snapshot row, no partition
             with conn.transaction():  # a savepoint: rolled back when the content is reused
                 if planned.merge_source is not None and conn.execute(
                         "SELECT 1 FROM snapshots WHERE id = %s FOR KEY SHARE", (current.id,)).fetchone() is None:
@@ -239,13 +250,12 @@ def _load_or_reuse(conn: psycopg.Connection, import_id: uuid.UUID, planned: Plan
                 ).fetchone()[0]
                 counts, digest = load_and_hash(conn, snapshot_id, bundle, current.id if current else None,
                                                planned.merge_source, progress,
-                                               None if check is None else lambda: validate(bundle, check))
+                                               None if check is None else lambda: validate(bundle, check),
+                                               digest=digest)
                 # Two imports of the same content wait for each other here, so the second finds
                 # the first's snapshot instead of keeping a copy.
                 conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_HASH_LOCK_NAMESPACE, digest))
-                existing = None if force else conn.execute(
-                    "SELECT id FROM snapshots WHERE content_hash = %s AND status IN ('ready', 'current') "
-                    "ORDER BY (status = 'current') DESC, created_at DESC LIMIT 1", (digest,)).fetchone()
+                existing = None if force else _same_content(conn, digest)
                 if existing is not None:
                     raise _SameContent()
                 conn.execute("UPDATE snapshots SET content_hash = %s WHERE id = %s", (digest, snapshot_id))
@@ -268,6 +278,52 @@ def _load_or_reuse(conn: psycopg.Connection, import_id: uuid.UUID, planned: Plan
         conn.execute("SELECT update_import_status(%s, %s, %s, %s)",
                      (import_id, status, snapshot_id, json.dumps(counts)))
         return snapshot_id, counts, digest, True, status
+
+
+def _find_before_loading(conn: psycopg.Connection, bundle: ImportBundle, progress: Progress | None,
+                         ) -> tuple[str | None, tuple | None]:
+    """(digest, (current snapshot id,) if it has this content, else None) when the current snapshot
+    has the bundle's row counts: the bundle is then hashed before anything is loaded, and content
+    identical to the current snapshot is reused without loading it. (None, None) otherwise: no
+    content can be the current one, and the hash runs beside the COPY as before (a new bundle pays
+    nothing for the check). Content identical to a ready snapshot is still found after the load (the
+    race with a delete-draft of that snapshot is handled, and tested, there)."""
+    row = conn.execute("SELECT id, content_hash FROM snapshots WHERE status = 'current' AND entity_counts = %s::jsonb",
+                       (json.dumps(bundle.counts()),)).fetchone()
+    if row is None or row[1] is None:
+        return None, None
+    if progress:
+        progress("hashing", 0, 0)
+    digest = content_hash(bundle)
+    return digest, ((row[0],) if digest == row[1] else None)
+
+
+def _merge_changing_nothing(planned: Plan) -> tuple[str | None, tuple | None]:
+    """(the base's hash, (base id,)) if the merged content is the base's (the snapshot the merge
+    read, current then): the same row counts, and every row of the patch equal to the base's row
+    with its key (so the merged rows are a subset of the base's, as many: the same). A file merged
+    again, or an incremental bundle delivered twice, is then reused without loading. Costs the
+    patch's rows (and a key index of the kinds it touches). (None, None) otherwise."""
+    base, patch = planned.merge_source
+    if planned.current.content_hash is None or planned.bundle.counts() != base.counts():
+        return None, None
+    for kind in ENTITY_KINDS:
+        rows = getattr(patch, kind)
+        if not rows:
+            continue
+        stored = {row_key(kind, r): r for r in getattr(base, kind)}
+        for row in rows:
+            old = stored.get(row_key(kind, row))
+            if old is None or old.model_dump() != row.model_dump():
+                return None, None
+    return planned.current.content_hash, (planned.current.id,)
+
+
+def _same_content(conn: psycopg.Connection, digest: str) -> tuple | None:
+    """The ready or current snapshot with content hash ``digest`` (the current one first), or None."""
+    return conn.execute(
+        "SELECT id FROM snapshots WHERE content_hash = %s AND status IN ('ready', 'current') "
+        "ORDER BY (status = 'current') DESC, created_at DESC LIMIT 1", (digest,)).fetchone()
 
 
 def finalize(conn: psycopg.Connection, result: ImportResult, promote: bool, started: float) -> ImportResult:

@@ -26,9 +26,10 @@ class _LoadStopped(Exception):
 
 def load_and_hash(conn: psycopg.Connection, snapshot_id: uuid.UUID, bundle: ImportBundle, base_id: uuid.UUID | None,
                   merge_source: tuple[ImportBundle, ImportBundle] | None, progress: Progress | None,
-                  check: Callable[[], object] | None = None) -> tuple[dict[str, int], str]:
+                  check: Callable[[], object] | None = None,
+                  digest: str | None = None) -> tuple[dict[str, int], str]:
     """COPY ``bundle`` into ``snapshot_id`` in a thread while running ``check`` (it raises if a rule
-    is broken) and hashing the bundle here; (counts, digest). ``merge_source``: a merge's (base,
+    is broken) and hashing the bundle here (unless its ``digest`` is already known); (counts, digest). ``merge_source``: a merge's (base,
     patch), base being snapshot ``base_id``, whose kept rows are copied inside the database. If this
     thread fails (a broken rule), the load stops and its error is the one raised: an unknown slug
     can also fail the load, and the report is the error to show."""
@@ -53,9 +54,10 @@ def load_and_hash(conn: psycopg.Connection, snapshot_id: uuid.UUID, bundle: Impo
                 if progress:
                     progress("checking", 0, 0)
                 check()
-            if progress:
-                progress("hashing", 0, 0)
-            digest = content_hash(bundle)
+            if digest is None:
+                if progress:
+                    progress("hashing", 0, 0)
+                digest = content_hash(bundle)
         except BaseException:
             stop.set()  # no further table
             conn.cancel_safe()  # stop the COPY rather than wait for it; the transaction rolls back

@@ -75,6 +75,39 @@ def test_same_content_reuses_the_snapshot_unless_forced(url):
     assert_consistent(url)
 
 
+def _partitions(url: str) -> int:
+    with connect(url) as conn:
+        return conn.execute("SELECT count(*) FROM pg_inherits WHERE inhparent = 'sparks'::regclass").fetchone()[0]
+
+
+def test_content_identical_to_the_current_snapshot_is_reused_without_loading(url, monkeypatch):
+    from musingly_pipeline.bundles import importing
+
+    loads = []
+    real = importing.load_and_hash
+    monkeypatch.setattr(importing, "load_and_hash", lambda *a, **k: loads.append(k) or real(*a, **k))
+    first = SnapshotStore(url).import_file(EXAMPLE, promote=True)
+    assert len(loads) == 1 and _partitions(url) == 1
+    stages = []
+    again = SnapshotStore(url).import_bundle(bundle("v1-again"), progress=lambda stage, *_: stages.append(stage))
+    assert again.reused and again.snapshot_id == first.snapshot_id and again.status == "promoted"
+    assert again.content_hash == first.content_hash and again.warnings == first.warnings
+    assert len(loads) == 1 and stages == ["hashing"]  # hashed, then nothing loaded
+    assert _partitions(url) == 1 and len(SnapshotStore(url).list_snapshots()) == 1
+    # the same row counts, other content: loaded as before, with the hash computed once
+    other = SnapshotStore(url).import_bundle(variant("v2", "another summary"))
+    assert not other.reused and len(loads) == 2 and loads[1]["digest"] == other.content_hash
+    assert _partitions(url) == 2
+    # an invalid bundle with the current snapshot's counts is still refused, and leaves no log
+    broken = example_data()
+    broken["version_label"] = "broken"
+    broken["spark_links"][0]["target_slug"] = "no-such-spark"
+    with pytest.raises(BundleInvalid):
+        SnapshotStore(url).import_bundle(parse(broken))
+    assert "broken" not in [log.version_label for log in SnapshotStore(url).list_imports()]
+    assert_consistent(url)
+
+
 def test_hotfix_without_merge_is_refused_and_merge_applies_it(url):
     base = SnapshotStore(url).import_file(EXAMPLE, promote=True)
     with pytest.raises(ImportRefused, match="--merge"):
@@ -90,6 +123,26 @@ def test_hotfix_without_merge_is_refused_and_merge_applies_it(url):
     diff = SnapshotStore(url).diff(base.snapshot_id, merged.snapshot_id)
     assert diff.kinds["sparks"].changed == ("self-attention-explained",)
     assert sum(sum(c.values()) for c in diff.summary().values()) == 1
+
+
+def test_a_merge_that_changes_nothing_reuses_the_current_snapshot_without_loading(url, monkeypatch):
+    from musingly_pipeline.bundles import importing
+
+    SnapshotStore(url).import_file(EXAMPLE, promote=True)
+    merged = SnapshotStore(url).import_file(HOTFIX, merge=True, promote=True)
+    loads = []
+    real = importing.load_and_hash
+    monkeypatch.setattr(importing, "load_and_hash", lambda *a, **k: loads.append(a) or real(*a, **k))
+    again = SnapshotStore(url).import_file(HOTFIX, merge=True)  # delivered twice
+    assert again.reused and again.merged and again.snapshot_id == merged.snapshot_id
+    assert again.status == "promoted" and again.content_hash == merged.content_hash and not loads
+    assert len(SnapshotStore(url).list_snapshots()) == 2
+    # a patch row that differs is a change: loaded
+    changed = json.loads(HOTFIX.read_text())
+    changed["sparks"][0]["estimated_minutes"] = 9
+    result = SnapshotStore(url).import_bundle(parse(changed), merge=True)
+    assert not result.reused and len(loads) == 1 and result.content_hash != merged.content_hash
+    assert_consistent(url)
 
 
 def test_allow_shrink_replaces_the_content(url):

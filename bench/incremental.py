@@ -1,0 +1,270 @@
+"""Incremental imports (issue 19): what a change costs against what the platform's size costs.
+
+In one run, side by side, for a large and a small bundle (100k and 10k sparks; ``--quick``: 20k
+and 2k), each in its own fresh database on the same server:
+
+* the full import of the bundle file, end to end (``SnapshotStore.import_file``), then its promotion;
+* a re-import of content identical to the current snapshot: the same file, and the same content
+  re-serialised (other key order and whitespace, lists reversed), both reused;
+* a ``--merge`` of a file of 100 changed sparks onto the current snapshot, end to end;
+* promote and rollback (the merged snapshot promoted, the same merge again, then rolled back);
+* a full import of other content with the same row counts (another seed of the generator);
+* readers on the ``current_*`` views: a spark by slug, a full scan of ``current_sparks``, and the
+  prerequisite graph of a concept (its transitive prerequisite concepts over
+  ``current_concept_links``, with their sparks and each spark's direct prerequisites);
+* where the time goes (the large size; ``--no-steps`` skips it): each step of a full import and of a
+  merge timed alone, one after the other (parse, rules, hash, COPY; reading the base back, merging,
+  the rules and the hash of the merged content, the merged load), every load rolled back.
+
+It prints the figures and the ratios the issue's aims name: merge / full import at the large size
+(aim <= 0.1), merge at the large size / merge at the small one (aim <= 1.5), identical re-import /
+full import (aim <= 0.35), readers against a baseline given with ``--readers-baseline`` (aim <= 1.2).
+
+Usage: python bench/incremental.py [--quick] [--server postgresql://postgres@127.0.0.1:5432/postgres]
+       [--sizes 100000 10000] [--content-bytes 1500] [--json FILE] [--readers-baseline FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from musingly_core.bundle_file import read_bundle  # noqa: E402
+from musingly_core.integrity import check_bundle  # noqa: E402
+from musingly_core.models import ImportBundle  # noqa: E402
+
+from musingly_pipeline.bundles import SnapshotStore  # noqa: E402
+from musingly_pipeline.bundles.content_hash import content_hash  # noqa: E402
+from musingly_pipeline.bundles.loader import load_bundle, load_merged_bundle  # noqa: E402
+from musingly_pipeline.bundles.merge import merge_bundles  # noqa: E402
+from musingly_pipeline.bundles.projections import read_bundle_content  # noqa: E402
+from musingly_pipeline.bundles.synthetic import write_bundle  # noqa: E402
+from musingly_pipeline.storage.database import connect, create_database, drop_database  # noqa: E402
+from musingly_pipeline.storage.migrations import migrate  # noqa: E402
+
+DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+CHANGED = 100
+
+SLUG_LOOKUP = "SELECT * FROM current_sparks WHERE slug = %s"
+FULL_SCAN = "SELECT count(*), sum(length(content_md)), max(title) FROM current_sparks"
+# The prerequisite graph of a concept: every concept it needs first (transitively, over
+# current_concept_links), each one's sparks, and each of those sparks' direct prerequisites.
+PREREQUISITE_GRAPH = """
+WITH RECURSIVE needs(slug, depth) AS (
+    SELECT %s::text, 0
+    UNION
+    SELECT l.source_slug, n.depth + 1 FROM current_concept_links l JOIN needs n ON l.target_slug = n.slug
+)
+SELECT n.slug, n.depth, cs.spark_slug, sl.source_slug AS spark_prerequisite
+FROM needs n
+JOIN current_concept_sparks cs ON cs.concept_slug = n.slug
+LEFT JOIN current_spark_links sl ON sl.target_slug = cs.spark_slug
+ORDER BY n.depth, cs.order_index
+"""
+
+
+def timed(call):
+    started = time.perf_counter()
+    value = call()
+    return value, time.perf_counter() - started
+
+
+def reserialise(source: Path, target: Path) -> Path:
+    """The same content with other key order and whitespace, every list reversed."""
+    with source.open(encoding="utf-8") as f:
+        data = json.load(f)
+    for value in data.values():
+        if isinstance(value, list):
+            value.reverse()
+    with target.open("w", encoding="utf-8") as out:
+        json.dump(data, out, sort_keys=True, indent="\t", separators=(" ,", " : "), ensure_ascii=True)
+    return target
+
+
+def patch_file(bundle: ImportBundle, path: Path, n: int) -> Path:
+    """A partial bundle of ``n`` sparks of ``bundle`` (spread over it), each with a changed summary."""
+    step = max(1, len(bundle.sparks) // n)
+    sparks = [{**s.model_dump(mode="json"), "summary": f"changed {i}"}
+              for i, s in enumerate(bundle.sparks[::step][:n])]
+    path.write_text(json.dumps({
+        "schema_version": "1.0.0", "version_label": "bench-merge",
+        "metadata": {"generated_at": "2026-12-03T00:00:00+00:00", "source_system": "bench"},
+        "sparks": sparks}), encoding="utf-8")
+    return path
+
+
+def median_ms(conn, query: str, params_list: list[tuple], rounds: int) -> float:
+    times = []
+    for i in range(rounds):
+        params = params_list[i % len(params_list)]
+        started = time.perf_counter()
+        conn.execute(query, params).fetchall()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
+def readers(url: str, bundle: ImportBundle) -> dict[str, float]:
+    rng = random.Random(7)
+    slugs = [(s.slug,) for s in rng.sample(bundle.sparks, min(200, len(bundle.sparks)))]
+    # concepts late in the synthetic chain have the deepest prerequisite graphs
+    concepts = [(c.slug,) for c in bundle.concepts[-5:]]
+    with connect(url, autocommit=True) as conn:
+        median_ms(conn, FULL_SCAN, [()], 2)  # warm the cache
+        rows = len(conn.execute(PREREQUISITE_GRAPH, concepts[0]).fetchall())
+        return {"slug_lookup_ms": median_ms(conn, SLUG_LOOKUP, slugs, 200),
+                "full_scan_ms": median_ms(conn, FULL_SCAN, [()], 7),
+                "prerequisite_graph_ms": median_ms(conn, PREREQUISITE_GRAPH, concepts, 15),
+                "prerequisite_graph_rows": rows}
+
+
+def rolled_back(url: str, work) -> float:
+    """Seconds of ``work(conn, snapshot_id)`` in a transaction (a new snapshot row) rolled back."""
+    with connect(url) as conn:
+        sid = conn.execute("SELECT create_snapshot_row(%s, %s, %s, %s)", ("bench", "steps", None, None)).fetchone()[0]
+        _, seconds = timed(lambda: work(conn, sid))
+        conn.rollback()
+    return seconds
+
+
+def steps(url: str, big: Path, patch: Path) -> dict[str, float]:
+    """Each step of a full import and of a merge, alone and one after the other."""
+    out: dict[str, float] = {}
+    file, out["full.read_parse"] = timed(lambda: read_bundle(big))
+    bundle = file.bundle
+    _, out["full.rules"] = timed(lambda: check_bundle(bundle))
+    _, out["full.content_hash"] = timed(lambda: content_hash(bundle))
+    out["full.copy_and_index"] = rolled_back(url, lambda conn, sid: load_bundle(conn, sid, bundle))
+    del file, bundle
+    patch_bundle = read_bundle(patch).bundle
+    _, out["merge.rules_on_patch"] = timed(lambda: check_bundle(patch_bundle))
+    with connect(url) as conn:
+        current = conn.execute("SELECT id FROM snapshots WHERE status = 'current'").fetchone()[0]
+        base, out["merge.read_base"] = timed(lambda: read_bundle_content(conn, current, patch_bundle))
+        conn.rollback()
+    merged, out["merge.merge_in_python"] = timed(lambda: merge_bundles(base, patch_bundle))
+    _, out["merge.rules_on_merged"] = timed(lambda: check_bundle(merged))
+    _, out["merge.content_hash"] = timed(lambda: content_hash(merged))
+    out["merge.load_kept_and_patch"] = rolled_back(
+        url, lambda conn, sid: load_merged_bundle(conn, sid, merged, current, base, patch_bundle))
+    return out
+
+
+def run_size(server: str, sparks: int, content_bytes: int, tmp: Path, with_steps: bool) -> dict:
+    name = f"musingly_bench_inc_{uuid.uuid4().hex[:8]}"
+    url = create_database(server, name)
+    r: dict = {"sparks": sparks}
+    try:
+        migrate(url)
+        store = SnapshotStore(url)
+        path = write_bundle(tmp / f"b{sparks}.json", sparks, content_bytes=content_bytes)
+        other = reserialise(path, tmp / f"b{sparks}-reserialised.json")
+        r["file_mib"] = path.stat().st_size / 2**20
+
+        full, r["full_import_s"] = timed(lambda: store.import_file(path))
+        r["rows"] = sum(full.entity_counts.values())
+        _, r["promote_s"] = timed(lambda: store.promote(full.import_id))
+        same, r["reimport_same_file_s"] = timed(lambda: store.import_file(path))
+        assert same.reused and same.snapshot_id == full.snapshot_id, same
+        again, r["reimport_reserialised_s"] = timed(lambda: store.import_file(other))
+        assert again.reused and again.snapshot_id == full.snapshot_id, again
+
+        bundle = read_bundle(path).bundle
+        r.update(readers(url, bundle))
+        patch = patch_file(bundle, tmp / f"patch{sparks}.json", CHANGED)
+        del bundle
+        merged, r["merge_s"] = timed(lambda: store.import_file(patch, merge=True))
+        assert not merged.reused and merged.entity_counts["sparks"] == sparks, merged
+        _, r["promote_merged_s"] = timed(lambda: store.promote(merged.import_id))
+        again, r["merge_again_s"] = timed(lambda: store.import_file(patch, merge=True))  # delivered twice
+        assert again.snapshot_id == merged.snapshot_id, again
+        _, r["rollback_s"] = timed(lambda: store.rollback())
+        # a full import of other content with the current snapshot's row counts (another seed):
+        # what recognising identical content before loading must not make slower
+        changed = write_bundle(tmp / f"c{sparks}.json", sparks, seed=1, content_bytes=content_bytes)
+        other_full, r["full_import_same_counts_s"] = timed(lambda: store.import_file(changed))
+        assert not other_full.reused and other_full.entity_counts == full.entity_counts, other_full
+        changed.unlink()
+        if with_steps:
+            r["steps"] = steps(url, path, patch)
+    finally:
+        drop_database(server, name)
+    return r
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--server", default=os.environ.get("MUSINGLY_BENCH_SERVER", DEFAULT_SERVER),
+                        help="a PostgreSQL URL; fresh databases are created on its server and dropped")
+    parser.add_argument("--quick", action="store_true", help="20k and 2k sparks")
+    parser.add_argument("--sizes", type=int, nargs=2, metavar=("LARGE", "SMALL"))
+    parser.add_argument("--content-bytes", type=int, default=1500)
+    parser.add_argument("--no-steps", action="store_true", help="skip the step-by-step breakdown")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--readers-baseline", type=Path, help="a --json file of an earlier run: readers' ratios")
+    args = parser.parse_args()
+    large, small = args.sizes or ((20_000, 2_000) if args.quick else (100_000, 10_000))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["MUSINGLY_SIGNAL_STORE"] = str(Path(tmp) / "signals")  # not the checkout's data/
+        results = {}
+        for sparks in (large, small):
+            results[sparks] = run_size(args.server, sparks, args.content_bytes, Path(tmp),
+                                       with_steps=sparks == large and not args.no_steps)
+            Path(tmp, f"b{sparks}.json").unlink()
+            Path(tmp, f"b{sparks}-reserialised.json").unlink()
+
+    L, S = results[large], results[small]
+    print(f"sizes: {large} sparks ({L['rows']} rows, {L['file_mib']:.0f} MiB) and {small} sparks "
+          f"({S['rows']} rows, {S['file_mib']:.0f} MiB); {CHANGED} changed sparks merged")
+    print(f"{'':40s} {large:>10d} {small:>10d}")
+    for key, label, unit in (
+            ("full_import_s", "full import (file -> ready)", "s"),
+            ("reimport_same_file_s", "re-import, same file (reused)", "s"),
+            ("reimport_reserialised_s", "re-import, re-serialised (reused)", "s"),
+            ("full_import_same_counts_s", "full import, other content, same counts", "s"),
+            ("merge_s", f"merge of {CHANGED} changed sparks", "s"),
+            ("merge_again_s", "the same merge again (changes nothing)", "s"),
+            ("promote_s", "promote (first)", "ms"), ("promote_merged_s", "promote (merged)", "ms"),
+            ("rollback_s", "rollback", "ms"),
+            ("slug_lookup_ms", "reader: spark by slug (median)", "ms*"),
+            ("full_scan_ms", "reader: full scan current_sparks", "ms*"),
+            ("prerequisite_graph_ms", "reader: prerequisite graph", "ms*")):
+        scale = 1000 if unit == "ms" else 1
+        print(f"{label:40s} {L[key] * scale:10.2f} {S[key] * scale:10.2f}  {unit.rstrip('*')}")
+    print(f"(prerequisite graph of a concept: {L['prerequisite_graph_rows']} / {S['prerequisite_graph_rows']} rows)")
+    ratios = {
+        "merge/full at large (aim <= 0.1)": L["merge_s"] / L["full_import_s"],
+        "merge large/small (aim <= 1.5)": L["merge_s"] / S["merge_s"],
+        "same-file re-import/full at large (aim <= 0.35)": L["reimport_same_file_s"] / L["full_import_s"],
+        "re-serialised re-import/full at large (aim <= 0.35)": L["reimport_reserialised_s"] / L["full_import_s"],
+        "same merge again/full at large": L["merge_again_s"] / L["full_import_s"],
+        "same-counts full import/full at large (not slower: ~1)": L["full_import_same_counts_s"] / L["full_import_s"],
+        "promote large/small (constant: ~1)": L["promote_merged_s"] / S["promote_merged_s"],
+        "rollback large/small (constant: ~1)": L["rollback_s"] / S["rollback_s"],
+    }
+    if args.readers_baseline:
+        before = json.loads(args.readers_baseline.read_text())[str(large)]
+        for key in ("slug_lookup_ms", "full_scan_ms", "prerequisite_graph_ms"):
+            ratios[f"reader {key} / baseline (aim <= 1.2)"] = L[key] / before[key]
+    for label, value in ratios.items():
+        print(f"ratio {label:55s} {value:6.2f}")
+    if "steps" in L:
+        print(f"where the time goes at {large} sparks (each step alone, loads rolled back):")
+        for key, seconds in L["steps"].items():
+            print(f"  {key:32s} {seconds:7.2f} s")
+    if args.json:
+        args.json.write_text(json.dumps({str(k): v for k, v in results.items()} | {"ratios": ratios}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
