@@ -231,8 +231,8 @@ def _load_or_reuse(conn: psycopg.Connection, import_id: uuid.UUID, planned: Plan
             digest, existing = _find_before_loading(conn, bundle, progress)
         elif not force:  # a merge keeps its base's counts when it only changes rows: compare the rows
             digest, existing = _merge_changing_nothing(planned)
-            if existing is not None and check is not None:
-                validate(bundle, check)  # refused or warned about exactly as if it had been loaded
+        if existing is not None and check is not None:
+            validate(bundle, check)  # refused or warned about exactly as if it had been loaded
         try:
             if existing is not None:
                 raise _SameContent()  # nothing was loaded: no snapshot row, no partition

@@ -108,6 +108,16 @@ def test_content_identical_to_the_current_snapshot_is_reused_without_loading(url
     assert_consistent(url)
 
 
+def test_content_reused_before_loading_is_still_checked_and_warned_about(url):
+    data = example_data()
+    data["concept_sparks"] = [j for j in data["concept_sparks"] if j["spark_slug"] != data["sparks"][0]["slug"]]
+    first = SnapshotStore(url).import_bundle(parse(data), promote=True)
+    assert [w.code for w in first.warnings] == ["BUNDLE_ORPHAN_SPARK"]
+    again = SnapshotStore(url).import_bundle(parse(data))
+    assert again.reused and again.snapshot_id == first.snapshot_id
+    assert again.warnings == first.warnings  # the rules ran, though nothing was loaded
+
+
 def test_hotfix_without_merge_is_refused_and_merge_applies_it(url):
     base = SnapshotStore(url).import_file(EXAMPLE, promote=True)
     with pytest.raises(ImportRefused, match="--merge"):
