@@ -27,8 +27,8 @@ def register(commands) -> None:
     s.set_defaults(handler=_status)
     t = sub.add_parser("stop", help="stop the embedded PostgreSQL server", formatter_class=HelpFormatter,
                        description="Stop the embedded PostgreSQL (data/.postgres/) if no other process or connection\n"
-                       "uses it. The next command that needs it starts it again. Nothing to do when\n"
-                       f"{DATABASE_URL_ENV} names a server.",
+                       "uses it. The next command that needs it starts it again. Refused (exit 1) when\n"
+                       f"{DATABASE_URL_ENV} names a server: stop that server with its own tools.",
                        epilog="Example:\n  musingly db stop")
     t.add_argument("--force", action="store_true", help="stop it even if other processes use it (they are disconnected)")
     t.set_defaults(handler=_stop)

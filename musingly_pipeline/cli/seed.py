@@ -67,8 +67,12 @@ def print_import(result: FolderImport, verbose: bool = False, out=None) -> None:
     out = out or sys.stdout
     for item in result.items:
         if item.imported:
-            what = f"unit {item.unit_id} ({'new' if item.created else 'updated'})" if item.unit_id else \
-                f"{item.counts.get('users', 0)} user(s)"
+            if item.unchanged:
+                what = "unchanged (already imported), skipped"
+            elif item.unit_id:
+                what = f"unit {item.unit_id} ({'new' if item.created else 'updated'})"
+            else:
+                what = f"{item.counts.get('users', 0)} user(s)"
             print(f"ok    {item.source}: {what}", file=out)
             if verbose and item.unit_id:
                 print("      " + ", ".join(f"{n} {table}" for table, n in item.counts.items()), file=out)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -57,17 +59,22 @@ def register(commands) -> None:
 
 
 def _day(text: str) -> date:
+    """A YYYY-MM-DD date: an argparse type (a usage error, exit 2) and, for --since/--until, a parser."""
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise CommandError(f"{text!r} is not a date; write it as YYYY-MM-DD", EXIT_USAGE) from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date; write it as YYYY-MM-DD") from None
 
 
 def _time(text: str | None, default: datetime, end: bool) -> datetime:
     if text is None:
         return default
     if len(text) == 10:
-        start = datetime.combine(_day(text), datetime.min.time(), tzinfo=UTC)
+        try:
+            day = _day(text)
+        except argparse.ArgumentTypeError as exc:
+            raise CommandError(str(exc), EXIT_USAGE) from None
+        start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
         return start + timedelta(days=1) - timedelta(microseconds=1) if end else start
     try:
         value = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)

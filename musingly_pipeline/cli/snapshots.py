@@ -19,7 +19,7 @@ def register(commands) -> None:
         "ready or current snapshot reuses that snapshot (--force makes a copy). A full import that\n"
         "would drop more than half of the current sparks is refused: use --merge for an incremental\n"
         "bundle (its rows replace or add by slug; --remove KIND:SLUG takes rows out), or --allow-shrink.",
-        "musingly import data/examples/ml-curriculum.json --promote", _import,
+        "musingly import data/examples/platform-foundations.json --promote", _import,
     )
     p.add_argument("file", metavar="FILE", help="bundle JSON file")
     mode = p.add_mutually_exclusive_group()

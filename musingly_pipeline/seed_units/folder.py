@@ -47,6 +47,7 @@ class ItemResult:
     unit_id: str | None = None
     title: str | None = None
     created: bool | None = None
+    unchanged: bool = False  # the same text was already imported: skipped, nothing written
     counts: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -136,7 +137,7 @@ def import_folder(directory: str | Path, url: str | None = None) -> FolderImport
         item.issues.extend(outcome.get("issues", []))
         item.title = outcome.get("title")
         if record.status == "skipped":  # same text as already imported: unchanged
-            item.imported, item.created = True, False
+            item.imported, item.created, item.unchanged = True, False, True
         elif record.status == "completed":
             item.imported = True
             item.unit_id, item.created = outcome.get("unit_id"), outcome.get("created")

@@ -20,6 +20,12 @@ def test_import_then_export_reproduces_the_folder(make_database, tmp_path, monke
     assert main(["seed", "export", "--all-units", "--users", "--output-dir", str(tmp_path)]) == 0
     for source in SEED_DATA.rglob("*.json"):
         assert (tmp_path / source.relative_to(SEED_DATA)).read_bytes() == source.read_bytes()
+    # the same folder again: every unit is unchanged and says so
+    assert main(["seed", "import", "--dir", str(SEED_DATA)]) == 0
+    again = capsys.readouterr().out
+    units = sorted(path.name for path in (SEED_DATA / UNITS_DIR).glob("*.json"))
+    assert [line.split()[1] for line in again.splitlines() if "unchanged (already imported), skipped" in line] == \
+        [f"{UNITS_DIR}/{name}:" for name in units]
 
 
 def test_a_broken_unit_is_reported_and_exit_is_1(make_database, tmp_path, monkeypatch, capsys):

@@ -6,6 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from musingly_pipeline.cli import main
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "data" / "signals" / "incoming"
@@ -37,6 +39,17 @@ def test_user_mistakes_are_one_line(tmp_path, capsys):
     (tmp_path / "in" / "2026-02-05.jsonl").write_text('{"signal_id": "x", "timestamp": "2026-02-05T00:00:00"}\n')
     assert main(["signals", "ingest", "--all", "--store", str(tmp_path / "ws"), "--incoming", str(tmp_path / "in")]) == 1
     assert "SIGNAL_NAIVE_TIMESTAMP" in capsys.readouterr().err
+
+
+def test_a_date_that_is_not_one_is_a_usage_error_not_a_traceback(tmp_path, capsys):
+    for command in (["signals", "stats", "--store", str(tmp_path), "--day", "bogus"],
+                    ["signals", "ingest", "--store", str(tmp_path), "--day", "2026-02-30"]):
+        with pytest.raises(SystemExit) as exit_:
+            main(command)
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and "is not a date; write it as YYYY-MM-DD" in err and "Traceback" not in err
+    assert main(["signals", "replay", "--store", str(tmp_path), "--since", "2026-13-01"]) == 2
+    assert "'2026-13-01' is not a date" in capsys.readouterr().err
 
 
 def test_store_refusals_print_their_code_and_json(tmp_path, capsys):
