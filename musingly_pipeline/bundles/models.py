@@ -31,6 +31,8 @@ class SnapshotInfo:
     ready_at: datetime | None
     promoted_at: datetime | None
     archived_at: datetime | None
+    # a delta snapshot (a merge, issue 19): the full snapshot whose unmasked rows it also holds
+    base_id: uuid.UUID | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "entity_counts", in_kind_order(self.entity_counts))

@@ -28,52 +28,68 @@ from musingly_core.models import (
     TrailImport,
 )
 
+from musingly_pipeline.bundles.loader import KEY_COLUMNS, TABLES
+
 MODELS = {
     "domains": DomainImport, "trails": TrailImport, "concepts": ConceptImport, "sparks": SparkImport,
     "beacons": BeaconImport, "concept_sparks": ConceptSparkImport, "spark_beacons": SparkBeaconImport,
     "spark_links": SparkLinkImport, "concept_links": ConceptLinkImport,
 }
 
-# {s} is the snapshot id placeholder. Column names after `key` equal the contract's field names.
+# {domains} ... {concept_links}: the snapshot's rows of that table (:func:`rows_of`); {s}: the
+# snapshot id placeholder. Column names after `key` equal the contract's field names.
 _SELECTS: dict[str, str] = {
     "domains": "SELECT x.slug AS key, x.name, x.slug, x.description, x.icon, x.color, x.is_published "
-               "FROM domains x WHERE x.snapshot_id = {s}",
+               "FROM {domains} x",
     "trails": "SELECT x.slug AS key, d.slug AS domain_slug, x.title, x.slug, x.description, x.difficulty_level, "
-              "x.is_published FROM trails x JOIN domains d ON d.snapshot_id = x.snapshot_id AND d.id = x.domain_id "
-              "WHERE x.snapshot_id = {s}",
+              "x.is_published FROM {trails} x JOIN {domains} d ON d.id = x.domain_id",
     "concepts": "SELECT x.slug AS key, t.slug AS trail_slug, x.title, x.slug, x.description, x.order_index, "
-                "x.is_published FROM concepts x LEFT JOIN trails t ON t.snapshot_id = x.snapshot_id "
-                "AND t.id = x.trail_id WHERE x.snapshot_id = {s}",
+                "x.is_published FROM {concepts} x LEFT JOIN {trails} t ON t.id = x.trail_id",
     "sparks": "SELECT x.slug AS key, x.title, x.slug, x.summary, x.content_md, x.difficulty_level, "
-              "x.estimated_minutes, x.is_published FROM sparks x WHERE x.snapshot_id = {s}",
-    "beacons": "SELECT x.slug AS key, x.name, x.slug, x.description, x.category FROM beacons x "
-               "WHERE x.snapshot_id = {s}",
+              "x.estimated_minutes, x.is_published FROM {sparks} x",
+    "beacons": "SELECT x.slug AS key, x.name, x.slug, x.description, x.category FROM {beacons} x",
     "concept_sparks": "SELECT c.slug || ' / ' || p.slug AS key, c.slug AS concept_slug, p.slug AS spark_slug, "
-                      "x.order_index FROM concept_sparks x "
-                      "JOIN concepts c ON c.snapshot_id = x.snapshot_id AND c.id = x.concept_id "
-                      "JOIN sparks p ON p.snapshot_id = x.snapshot_id AND p.id = x.spark_id "
-                      "WHERE x.snapshot_id = {s}",
+                      "x.order_index FROM {concept_sparks} x "
+                      "JOIN {concepts} c ON c.id = x.concept_id JOIN {sparks} p ON p.id = x.spark_id",
     "spark_beacons": "SELECT p.slug || ' / ' || b.slug AS key, p.slug AS spark_slug, b.slug AS beacon_slug "
-                     "FROM spark_beacons x "
-                     "JOIN sparks p ON p.snapshot_id = x.snapshot_id AND p.id = x.spark_id "
-                     "JOIN beacons b ON b.snapshot_id = x.snapshot_id AND b.id = x.beacon_id "
-                     "WHERE x.snapshot_id = {s}",
+                     "FROM {spark_beacons} x "
+                     "JOIN {sparks} p ON p.id = x.spark_id JOIN {beacons} b ON b.id = x.beacon_id",
     "spark_links": "SELECT a.slug || ' -> ' || b.slug AS key, a.slug AS source_slug, b.slug AS target_slug, "
-                   "x.link_type, x.weight, x.description FROM spark_links x "
-                   "JOIN sparks a ON a.snapshot_id = x.snapshot_id AND a.id = x.source_id "
-                   "JOIN sparks b ON b.snapshot_id = x.snapshot_id AND b.id = x.target_id "
-                   "WHERE x.snapshot_id = {s}",
+                   "x.link_type, x.weight, x.description FROM {spark_links} x "
+                   "JOIN {sparks} a ON a.id = x.source_id JOIN {sparks} b ON b.id = x.target_id",
     "concept_links": "SELECT a.slug || ' -> ' || b.slug AS key, a.slug AS source_slug, b.slug AS target_slug, "
-                     "x.link_type, x.weight, x.description FROM concept_links x "
-                     "JOIN concepts a ON a.snapshot_id = x.snapshot_id AND a.id = x.source_id "
-                     "JOIN concepts b ON b.snapshot_id = x.snapshot_id AND b.id = x.target_id "
-                     "WHERE x.snapshot_id = {s}",
+                     "x.link_type, x.weight, x.description FROM {concept_links} x "
+                     "JOIN {concepts} a ON a.id = x.source_id JOIN {concepts} b ON b.id = x.target_id",
 }
 
 
+def rows_of(table: str, placeholder: str = "s") -> sql.Composed:
+    """The rows of content ``table`` that snapshot ``%(placeholder)s`` holds, as a FROM item.
+
+    A full snapshot's are its partition's. A delta snapshot's (``snapshots.base_id``, issue 19) are
+    its own rows plus its base's rows it does not mask (``snapshot_masks``): the same rule as the
+    ``current_*`` views. For a full snapshot the second branch reads nothing (the base id is NULL,
+    every partition is pruned). ``snapshot_id`` is not among the columns: rows of both branches
+    belong to the snapshot asked for.
+    """
+    table_def = TABLES[table]
+    keys = KEY_COLUMNS[table]
+    cols = sql.SQL(", ").join(sql.Identifier("r", c) for c in table_def.columns[1:])
+    masked = sql.SQL("m.id = r.{}").format(sql.Identifier(keys[0]))
+    if len(keys) == 2:
+        masked = sql.SQL("{} AND m.id2 = r.{}").format(masked, sql.Identifier(keys[1]))
+    s = sql.Placeholder(placeholder)
+    return sql.SQL(
+        "(SELECT {cols} FROM {t} r WHERE r.snapshot_id = {s} UNION ALL "
+        "SELECT {cols} FROM {t} r WHERE r.snapshot_id = (SELECT base_id FROM snapshots WHERE id = {s}) "
+        "AND NOT EXISTS (SELECT 1 FROM snapshot_masks m WHERE m.snapshot_id = {s} AND m.table_name = {name} "
+        "AND {masked}))").format(cols=cols, t=sql.Identifier(table), s=s, name=sql.Literal(table), masked=masked)
+
+
 def projection(kind: str, placeholder: str) -> sql.Composed:
-    """The bundle-shaped SELECT of ``kind`` for the snapshot bound to ``%(placeholder)s``."""
-    return sql.SQL(_SELECTS[kind]).format(s=sql.Placeholder(placeholder))
+    """The bundle-shaped SELECT of ``kind`` for the snapshot bound to ``%(placeholder)s``; its
+    content table is ``x`` (``WHERE x.id = ...`` narrows it)."""
+    return sql.SQL(_SELECTS[kind]).format(**{t: rows_of(t, placeholder) for t in TABLES})
 
 
 def row_key(kind: str, row) -> str:

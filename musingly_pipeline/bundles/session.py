@@ -32,7 +32,7 @@ _REFUSAL_CODES = {
 }
 
 SELECT_SNAPSHOTS = ("SELECT id, name, version_label, description, status, parent_id, previous_id, content_hash, "
-                    "entity_counts, created_at, ready_at, promoted_at, archived_at FROM snapshots ")
+                    "entity_counts, created_at, ready_at, promoted_at, archived_at, base_id FROM snapshots ")
 SELECT_LOGS = ("SELECT id, version_label, status, snapshot_id, source_system, source_version, source_file, "
                "started_at, completed_at, entity_counts, error_message, error_details, reused FROM import_logs ")
 

@@ -26,7 +26,7 @@ from musingly_pipeline.bundles.errors import SnapshotError
 from musingly_pipeline.bundles.importing import ImportOptions
 from musingly_pipeline.bundles.loader import TABLES, Progress
 from musingly_pipeline.bundles.models import ImportLog, ImportResult, ImportStats, SnapshotInfo
-from musingly_pipeline.bundles.projections import read_bundle_content
+from musingly_pipeline.bundles.projections import read_bundle_content, rows_of
 from musingly_pipeline.bundles.staging import Push, StagedBundle
 from musingly_pipeline.bundles.session import (
     current_row, import_rows, parse_id, refusals, session, snapshot_row, snapshot_rows)
@@ -186,11 +186,11 @@ class SnapshotStore:
         return ImportStats(days=days, avg_duration_seconds=None if avg is None else float(avg), **row)
 
     def snapshot_row_counts(self, snapshot_id: uuid.UUID | str) -> dict[str, int]:
-        """Rows per content table stored for the snapshot (keys as ``ImportBundle.counts()``)."""
+        """Rows per content table the snapshot holds (keys as ``ImportBundle.counts()``): for a delta
+        snapshot, its own rows plus its base's rows it does not mask."""
         key = parse_id(snapshot_id, "snapshot id")
         query = sql.SQL(" UNION ALL ").join(
-            sql.SQL("SELECT {}, count(*) FROM {} WHERE snapshot_id = %(s)s").format(
-                sql.Literal(name), sql.Identifier(name))
+            sql.SQL("SELECT {}, count(*) FROM {} x").format(sql.Literal(name), rows_of(name))
             for name in TABLES)
         with session(self.url) as conn:
             return {name: n for name, n in conn.execute(query, {"s": key}).fetchall()}
