@@ -43,6 +43,7 @@ from musingly_core.report import Issue, ValidationReport
 
 from musingly_pipeline.bundles import import_log, lifecycle
 from musingly_pipeline.bundles.content_hash import content_hash
+from musingly_pipeline.bundles.delta import DeltaPlan, DeltaPolicy, load_delta, plan_delta
 from musingly_pipeline.bundles.errors import BundleError, BundleInvalid, ImportRefused, SnapshotError, SourceFile
 from musingly_pipeline.bundles.loader import Progress
 from musingly_pipeline.bundles.merge import merge_bundles, parse_removal
@@ -69,6 +70,7 @@ class ImportOptions:
     * ``force``: a new snapshot even if a ready or current one has the same content (else reused).
     * ``validated``: the caller already ran every rule on the bundle (no second pass).
     * ``expect_sha256``: refuse a file whose bytes do not have this sha256 (a staged bundle).
+    * ``delta``: when a merge is stored as a delta on its base (:class:`~.delta.DeltaPolicy`).
     """
 
     promote: bool = False
@@ -81,18 +83,21 @@ class ImportOptions:
     source_file: str | None = None
     created_by: str | None = None
     progress: Progress | None = None
+    delta: DeltaPolicy = DeltaPolicy()
 
 
 @dataclass(frozen=True)
 class Plan:
     """What to load: ``bundle`` (for a merge, the merged content) onto ``current``. ``check``: the
-    report the rules still have to fill in while loading; ``merge_source``: a merge's (base, patch)."""
+    report the rules still have to fill in while loading; ``merge_source``: a merge's (base, patch)
+    when it writes a full snapshot; ``delta``: a merge stored as a delta (``bundle`` is the patch)."""
 
     bundle: ImportBundle
     current: SnapshotInfo | None
     check: ValidationReport | None = None
     merge_source: tuple[ImportBundle, ImportBundle] | None = None
     warnings: tuple[Issue, ...] = ()
+    delta: DeltaPlan | None = None
 
 
 def import_file(url: str | None, path: str | Path, options: ImportOptions,
@@ -170,6 +175,13 @@ def plan(conn: psycopg.Connection, bundle: ImportBundle, removals: list[tuple[st
         options.progress("reading current snapshot", 0, 0)
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        delta = plan_delta(conn, current, bundle, removals, options.delta)
+        if delta is not None:  # the rows the patch touches only, checked over the merged result
+            label = f"{options.source_file or bundle.version_label} merged onto {current.version_label}"
+            checked = ValidationReport(file=label, counts=delta.counts, issues=list(delta.issues))
+            if not checked.valid:
+                raise BundleInvalid(checked)
+            return Plan(bundle, current, warnings=tuple(checked.warnings), delta=delta)
         base = read_bundle_content(conn, current.id, bundle)
     merged = merge_bundles(base, bundle, removals)
     label = f"{options.source_file or merged.version_label} merged onto {current.version_label}"
@@ -227,7 +239,10 @@ def _load_or_reuse(conn: psycopg.Connection, import_id: uuid.UUID, planned: Plan
     bundle, current = planned.bundle, planned.current
     with conn.transaction():
         existing = digest = None
-        if not force and planned.merge_source is None:
+        if planned.delta is not None:  # its hash is known: the parent's sums, updated by the change
+            digest = planned.delta.digest
+            existing = (current.id,) if not force and planned.delta.changes_nothing() else None
+        elif not force and planned.merge_source is None:
             digest, existing = _find_before_loading(conn, bundle, progress)
         elif not force:  # a merge keeps its base's counts when it only changes rows: compare the rows
             digest, existing = _merge_changing_nothing(planned)
@@ -237,7 +252,7 @@ def _load_or_reuse(conn: psycopg.Connection, import_id: uuid.UUID, planned: Plan
             if existing is not None:
                 raise _SameContent()  # nothing was loaded: no snapshot row, no partition
             with conn.transaction():  # a savepoint: rolled back when the content is reused
-                if planned.merge_source is not None and conn.execute(
+                if (planned.merge_source is not None or planned.delta is not None) and conn.execute(
                         "SELECT 1 FROM snapshots WHERE id = %s FOR KEY SHARE", (current.id,)).fetchone() is None:
                     # The merge copies rows of the snapshot it read; that one was archived and
                     # cleaned up meanwhile (the lock keeps it from then on).
@@ -248,17 +263,23 @@ def _load_or_reuse(conn: psycopg.Connection, import_id: uuid.UUID, planned: Plan
                     "SELECT create_snapshot_row(%s, %s, %s, %s)",
                     (bundle.name, bundle.version_label, bundle.metadata.description, current.id if current else None),
                 ).fetchone()[0]
-                counts, digest = load_and_hash(conn, snapshot_id, bundle, current.id if current else None,
-                                               planned.merge_source, progress,
-                                               None if check is None else lambda: validate(bundle, check),
-                                               digest=digest)
+                if planned.delta is not None:
+                    load_delta(conn, snapshot_id, planned.delta, progress)
+                    counts = planned.delta.counts
+                else:
+                    counts, digest = load_and_hash(conn, snapshot_id, bundle, current.id if current else None,
+                                                   planned.merge_source, progress,
+                                                   None if check is None else lambda: validate(bundle, check),
+                                                   digest=digest)
                 # Two imports of the same content wait for each other here, so the second finds
                 # the first's snapshot instead of keeping a copy.
                 conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_HASH_LOCK_NAMESPACE, digest))
                 existing = None if force else _same_content(conn, digest)
                 if existing is not None:
                     raise _SameContent()
-                conn.execute("UPDATE snapshots SET content_hash = %s WHERE id = %s", (digest, snapshot_id))
+                sums = getattr(digest, "sums", None)
+                conn.execute("UPDATE snapshots SET content_hash = %s, content_sums = %s WHERE id = %s",
+                             (digest, None if sums is None else json.dumps(sums.to_json()), snapshot_id))
                 conn.execute("SELECT finalize_import(%s, %s, %s)", (import_id, snapshot_id, json.dumps(counts)))
                 return snapshot_id, counts, digest, False, "ready"
         except _SameContent:

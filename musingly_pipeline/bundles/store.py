@@ -21,6 +21,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from musingly_pipeline.bundles import importing, lifecycle, staging
+from musingly_pipeline.bundles.delta import DeltaPolicy
 from musingly_pipeline.bundles.diff import SnapshotDiff, diff_snapshots
 from musingly_pipeline.bundles.errors import SnapshotError
 from musingly_pipeline.bundles.importing import ImportOptions
@@ -41,11 +42,15 @@ _DELETE_REFUSALS = {"P0002": "SNAPSHOT_NOT_FOUND", "55000": "SNAPSHOT_NOT_DRAFT"
 
 class SnapshotStore:
     """The snapshot store at ``url`` (``None``: the configured database), writing lifecycle signals
-    to ``signals`` (``None``: the configured signal store, opened for each write)."""
+    to ``signals`` (``None``: the configured signal store, opened for each write). ``delta``: when a
+    merge is stored as a delta on its base (default :class:`DeltaPolicy`: bases of 10,000 rows or
+    more, deltas up to a tenth of them; see :mod:`~musingly_pipeline.bundles.delta`)."""
 
-    def __init__(self, url: str | None = None, *, signals: EventStore | None = None):
+    def __init__(self, url: str | None = None, *, signals: EventStore | None = None,
+                 delta: DeltaPolicy | None = None):
         self.url = url
         self.signals = signals
+        self.delta = delta or DeltaPolicy()
 
     # Import
 
@@ -59,7 +64,7 @@ class SnapshotStore:
         :class:`ImportRefused`; both, and the result, carry the file's sha256 and size (``source``)."""
         options = ImportOptions(promote=promote, merge=merge, remove=tuple(remove), allow_shrink=allow_shrink,
                                 force=force, expect_sha256=expect_sha256, source_file=source_file,
-                                progress=progress, created_by=created_by)
+                                progress=progress, created_by=created_by, delta=self.delta)
         return importing.import_file(self.url, path, options, self.signals)
 
     def import_bundle(self, bundle: ImportBundle, *, promote: bool = False, merge: bool = False,
@@ -69,7 +74,7 @@ class SnapshotStore:
         """Import a bundle already in memory; ``validated``: the caller ran every rule on it already."""
         options = ImportOptions(promote=promote, merge=merge, remove=tuple(remove), allow_shrink=allow_shrink,
                                 force=force, validated=validated, source_file=source_file, progress=progress,
-                                created_by=created_by)
+                                created_by=created_by, delta=self.delta)
         return importing.import_bundle(self.url, bundle, options, self.signals)
 
     # Bundle bytes handed in: staged in PostgreSQL by sha256, so any worker can import them

@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 
 from musingly_core.models import ImportBundle
+from psycopg import sql
 
+from musingly_pipeline.bundles.projections import rows_of
 from musingly_pipeline.storage.database import connect
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "data" / "examples"
@@ -51,7 +53,11 @@ def assert_consistent(url: str) -> None:
             "        OR (l.status = 'ready' AND s.status IN ('ready', 'current')) "
             "        OR (l.status = 'failed') OR (l.status IN ('pending', 'importing')))").fetchall()
         assert bad == []
-        # every snapshot's stored rows match its recorded counts
+        # every snapshot's rows (a delta's: its own and its base's it does not mask) match its counts
         for sid, counts in conn.execute("SELECT id, entity_counts FROM snapshots WHERE status <> 'draft'"):
-            stored = conn.execute("SELECT count(*) FROM sparks WHERE snapshot_id = %s", (sid,)).fetchone()[0]
+            stored = conn.execute(sql.SQL("SELECT count(*) FROM {} x").format(rows_of("sparks")),
+                                  {"s": sid}).fetchone()[0]
             assert stored == counts.get("sparks", 0)
+        # a delta stands on a full snapshot that exists
+        assert conn.execute("SELECT count(*) FROM snapshots s JOIN snapshots b ON b.id = s.base_id "
+                            "WHERE b.base_id IS NOT NULL").fetchone()[0] == 0

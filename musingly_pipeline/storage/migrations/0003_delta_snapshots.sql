@@ -173,7 +173,8 @@ COMMENT ON FUNCTION cleanup_old_snapshots IS 'Keeps the keep_count most recently
 -- Readers' views, as in 0001, over the effective snapshot: the current snapshot's own rows plus,
 -- for a delta, its base's rows it does not mask (with the current snapshot's id). For a full
 -- snapshot the second branch reads nothing (its base is NULL: every partition is pruned when the
--- query starts). Joins are by id within these rows.
+-- query starts). Joins are by id within these rows; a view with slugs joins the
+-- same rows of the table it names (a subquery, as the table was in 0001).
 DROP VIEW current_snapshot CASCADE;
 CREATE VIEW current_snapshot AS
     SELECT * FROM snapshots WHERE status = 'current';
@@ -186,22 +187,6 @@ CREATE VIEW current_domains AS
     WHERE x.snapshot_id = (SELECT base_id FROM current_snapshot)
       AND NOT EXISTS (SELECT 1 FROM snapshot_masks m WHERE m.snapshot_id = (SELECT id FROM current_snapshot)
                       AND m.table_name = 'domains' AND m.id = x.id);
-CREATE VIEW current_trails_rows AS
-    SELECT x.* FROM trails x WHERE x.snapshot_id = (SELECT id FROM current_snapshot)
-    UNION ALL
-    SELECT (SELECT id FROM current_snapshot), x.id, x.domain_id, x.title, x.slug, x.description, x.difficulty_level, x.is_published
-    FROM trails x
-    WHERE x.snapshot_id = (SELECT base_id FROM current_snapshot)
-      AND NOT EXISTS (SELECT 1 FROM snapshot_masks m WHERE m.snapshot_id = (SELECT id FROM current_snapshot)
-                      AND m.table_name = 'trails' AND m.id = x.id);
-CREATE VIEW current_concepts_rows AS
-    SELECT x.* FROM concepts x WHERE x.snapshot_id = (SELECT id FROM current_snapshot)
-    UNION ALL
-    SELECT (SELECT id FROM current_snapshot), x.id, x.trail_id, x.title, x.slug, x.description, x.order_index, x.is_published
-    FROM concepts x
-    WHERE x.snapshot_id = (SELECT base_id FROM current_snapshot)
-      AND NOT EXISTS (SELECT 1 FROM snapshot_masks m WHERE m.snapshot_id = (SELECT id FROM current_snapshot)
-                      AND m.table_name = 'concepts' AND m.id = x.id);
 CREATE VIEW current_sparks AS
     SELECT x.* FROM sparks x WHERE x.snapshot_id = (SELECT id FROM current_snapshot)
     UNION ALL
@@ -218,61 +203,111 @@ CREATE VIEW current_beacons AS
     WHERE x.snapshot_id = (SELECT base_id FROM current_snapshot)
       AND NOT EXISTS (SELECT 1 FROM snapshot_masks m WHERE m.snapshot_id = (SELECT id FROM current_snapshot)
                       AND m.table_name = 'beacons' AND m.id = x.id);
-CREATE VIEW current_concept_sparks_rows AS
-    SELECT x.* FROM concept_sparks x WHERE x.snapshot_id = (SELECT id FROM current_snapshot)
-    UNION ALL
-    SELECT (SELECT id FROM current_snapshot), x.concept_id, x.spark_id, x.order_index
-    FROM concept_sparks x
-    WHERE x.snapshot_id = (SELECT base_id FROM current_snapshot)
-      AND NOT EXISTS (SELECT 1 FROM snapshot_masks m WHERE m.snapshot_id = (SELECT id FROM current_snapshot)
-                      AND m.table_name = 'concept_sparks' AND m.id = x.concept_id AND m.id2 = x.spark_id);
-CREATE VIEW current_spark_beacons_rows AS
-    SELECT x.* FROM spark_beacons x WHERE x.snapshot_id = (SELECT id FROM current_snapshot)
-    UNION ALL
-    SELECT (SELECT id FROM current_snapshot), x.spark_id, x.beacon_id
-    FROM spark_beacons x
-    WHERE x.snapshot_id = (SELECT base_id FROM current_snapshot)
-      AND NOT EXISTS (SELECT 1 FROM snapshot_masks m WHERE m.snapshot_id = (SELECT id FROM current_snapshot)
-                      AND m.table_name = 'spark_beacons' AND m.id = x.spark_id AND m.id2 = x.beacon_id);
-CREATE VIEW current_spark_links_rows AS
-    SELECT x.* FROM spark_links x WHERE x.snapshot_id = (SELECT id FROM current_snapshot)
-    UNION ALL
-    SELECT (SELECT id FROM current_snapshot), x.source_id, x.target_id, x.link_type, x.weight, x.description
-    FROM spark_links x
-    WHERE x.snapshot_id = (SELECT base_id FROM current_snapshot)
-      AND NOT EXISTS (SELECT 1 FROM snapshot_masks m WHERE m.snapshot_id = (SELECT id FROM current_snapshot)
-                      AND m.table_name = 'spark_links' AND m.id = x.source_id AND m.id2 = x.target_id);
-CREATE VIEW current_concept_links_rows AS
-    SELECT x.* FROM concept_links x WHERE x.snapshot_id = (SELECT id FROM current_snapshot)
-    UNION ALL
-    SELECT (SELECT id FROM current_snapshot), x.source_id, x.target_id, x.link_type, x.weight, x.description
-    FROM concept_links x
-    WHERE x.snapshot_id = (SELECT base_id FROM current_snapshot)
-      AND NOT EXISTS (SELECT 1 FROM snapshot_masks m WHERE m.snapshot_id = (SELECT id FROM current_snapshot)
-                      AND m.table_name = 'concept_links' AND m.id = x.source_id AND m.id2 = x.target_id);
 CREATE VIEW current_trails AS
     SELECT t.*, d.slug AS domain_slug
-    FROM current_trails_rows t JOIN current_domains d ON d.id = t.domain_id;
+    FROM (
+        SELECT x.* FROM trails x WHERE x.snapshot_id = (SELECT id FROM current_snapshot)
+        UNION ALL
+        SELECT (SELECT id FROM current_snapshot), x.id, x.domain_id, x.title, x.slug, x.description, x.difficulty_level, x.is_published
+        FROM trails x
+        WHERE x.snapshot_id = (SELECT base_id FROM current_snapshot)
+          AND NOT EXISTS (SELECT 1 FROM snapshot_masks m WHERE m.snapshot_id = (SELECT id FROM current_snapshot)
+                          AND m.table_name = 'trails' AND m.id = x.id)
+    ) t
+    JOIN current_domains d ON d.id = t.domain_id;
 CREATE VIEW current_concepts AS
     SELECT c.*, t.slug AS trail_slug
-    FROM current_concepts_rows c LEFT JOIN current_trails_rows t ON t.id = c.trail_id;
+    FROM (
+        SELECT x.* FROM concepts x WHERE x.snapshot_id = (SELECT id FROM current_snapshot)
+        UNION ALL
+        SELECT (SELECT id FROM current_snapshot), x.id, x.trail_id, x.title, x.slug, x.description, x.order_index, x.is_published
+        FROM concepts x
+        WHERE x.snapshot_id = (SELECT base_id FROM current_snapshot)
+          AND NOT EXISTS (SELECT 1 FROM snapshot_masks m WHERE m.snapshot_id = (SELECT id FROM current_snapshot)
+                          AND m.table_name = 'concepts' AND m.id = x.id)
+    ) c
+    LEFT JOIN (
+        SELECT x.* FROM trails x WHERE x.snapshot_id = (SELECT id FROM current_snapshot)
+        UNION ALL
+        SELECT (SELECT id FROM current_snapshot), x.id, x.domain_id, x.title, x.slug, x.description, x.difficulty_level, x.is_published
+        FROM trails x
+        WHERE x.snapshot_id = (SELECT base_id FROM current_snapshot)
+          AND NOT EXISTS (SELECT 1 FROM snapshot_masks m WHERE m.snapshot_id = (SELECT id FROM current_snapshot)
+                          AND m.table_name = 'trails' AND m.id = x.id)
+    ) t ON t.id = c.trail_id;
 CREATE VIEW current_concept_sparks AS
     SELECT j.*, c.slug AS concept_slug, p.slug AS spark_slug
-    FROM current_concept_sparks_rows j
-    JOIN current_concepts_rows c ON c.id = j.concept_id
+    FROM (
+        SELECT x.* FROM concept_sparks x WHERE x.snapshot_id = (SELECT id FROM current_snapshot)
+        UNION ALL
+        SELECT (SELECT id FROM current_snapshot), x.concept_id, x.spark_id, x.order_index
+        FROM concept_sparks x
+        WHERE x.snapshot_id = (SELECT base_id FROM current_snapshot)
+          AND NOT EXISTS (SELECT 1 FROM snapshot_masks m WHERE m.snapshot_id = (SELECT id FROM current_snapshot)
+                          AND m.table_name = 'concept_sparks' AND m.id = x.concept_id AND m.id2 = x.spark_id)
+    ) j
+    JOIN (
+        SELECT x.* FROM concepts x WHERE x.snapshot_id = (SELECT id FROM current_snapshot)
+        UNION ALL
+        SELECT (SELECT id FROM current_snapshot), x.id, x.trail_id, x.title, x.slug, x.description, x.order_index, x.is_published
+        FROM concepts x
+        WHERE x.snapshot_id = (SELECT base_id FROM current_snapshot)
+          AND NOT EXISTS (SELECT 1 FROM snapshot_masks m WHERE m.snapshot_id = (SELECT id FROM current_snapshot)
+                          AND m.table_name = 'concepts' AND m.id = x.id)
+    ) c ON c.id = j.concept_id
     JOIN current_sparks p ON p.id = j.spark_id;
 CREATE VIEW current_spark_beacons AS
     SELECT j.*, p.slug AS spark_slug, b.slug AS beacon_slug
-    FROM current_spark_beacons_rows j
+    FROM (
+        SELECT x.* FROM spark_beacons x WHERE x.snapshot_id = (SELECT id FROM current_snapshot)
+        UNION ALL
+        SELECT (SELECT id FROM current_snapshot), x.spark_id, x.beacon_id
+        FROM spark_beacons x
+        WHERE x.snapshot_id = (SELECT base_id FROM current_snapshot)
+          AND NOT EXISTS (SELECT 1 FROM snapshot_masks m WHERE m.snapshot_id = (SELECT id FROM current_snapshot)
+                          AND m.table_name = 'spark_beacons' AND m.id = x.spark_id AND m.id2 = x.beacon_id)
+    ) j
     JOIN current_sparks p ON p.id = j.spark_id
     JOIN current_beacons b ON b.id = j.beacon_id;
 CREATE VIEW current_spark_links AS
     SELECT l.*, a.slug AS source_slug, b.slug AS target_slug
-    FROM current_spark_links_rows l
+    FROM (
+        SELECT x.* FROM spark_links x WHERE x.snapshot_id = (SELECT id FROM current_snapshot)
+        UNION ALL
+        SELECT (SELECT id FROM current_snapshot), x.source_id, x.target_id, x.link_type, x.weight, x.description
+        FROM spark_links x
+        WHERE x.snapshot_id = (SELECT base_id FROM current_snapshot)
+          AND NOT EXISTS (SELECT 1 FROM snapshot_masks m WHERE m.snapshot_id = (SELECT id FROM current_snapshot)
+                          AND m.table_name = 'spark_links' AND m.id = x.source_id AND m.id2 = x.target_id)
+    ) l
     JOIN current_sparks a ON a.id = l.source_id
     JOIN current_sparks b ON b.id = l.target_id;
 CREATE VIEW current_concept_links AS
     SELECT l.*, a.slug AS source_slug, b.slug AS target_slug
-    FROM current_concept_links_rows l
-    JOIN current_concepts_rows a ON a.id = l.source_id
-    JOIN current_concepts_rows b ON b.id = l.target_id;
+    FROM (
+        SELECT x.* FROM concept_links x WHERE x.snapshot_id = (SELECT id FROM current_snapshot)
+        UNION ALL
+        SELECT (SELECT id FROM current_snapshot), x.source_id, x.target_id, x.link_type, x.weight, x.description
+        FROM concept_links x
+        WHERE x.snapshot_id = (SELECT base_id FROM current_snapshot)
+          AND NOT EXISTS (SELECT 1 FROM snapshot_masks m WHERE m.snapshot_id = (SELECT id FROM current_snapshot)
+                          AND m.table_name = 'concept_links' AND m.id = x.source_id AND m.id2 = x.target_id)
+    ) l
+    JOIN (
+        SELECT x.* FROM concepts x WHERE x.snapshot_id = (SELECT id FROM current_snapshot)
+        UNION ALL
+        SELECT (SELECT id FROM current_snapshot), x.id, x.trail_id, x.title, x.slug, x.description, x.order_index, x.is_published
+        FROM concepts x
+        WHERE x.snapshot_id = (SELECT base_id FROM current_snapshot)
+          AND NOT EXISTS (SELECT 1 FROM snapshot_masks m WHERE m.snapshot_id = (SELECT id FROM current_snapshot)
+                          AND m.table_name = 'concepts' AND m.id = x.id)
+    ) a ON a.id = l.source_id
+    JOIN (
+        SELECT x.* FROM concepts x WHERE x.snapshot_id = (SELECT id FROM current_snapshot)
+        UNION ALL
+        SELECT (SELECT id FROM current_snapshot), x.id, x.trail_id, x.title, x.slug, x.description, x.order_index, x.is_published
+        FROM concepts x
+        WHERE x.snapshot_id = (SELECT base_id FROM current_snapshot)
+          AND NOT EXISTS (SELECT 1 FROM snapshot_masks m WHERE m.snapshot_id = (SELECT id FROM current_snapshot)
+                          AND m.table_name = 'concepts' AND m.id = x.id)
+    ) b ON b.id = l.target_id;

@@ -1,0 +1,418 @@
+"""A merge stored as a delta on a full snapshot, checked over what it changes (issue 19).
+
+A merge used to read the whole current snapshot back, merge in Python, run every rule and the hash
+over the merged content and copy every kept row: the cost of the platform, not of the change. Here
+it plans from the patch and the rows the patch touches only:
+
+* the rows it replaces or removes (and, for a removed concept, spark or beacon, the junction and
+  link rows that mention it, as :func:`~musingly_pipeline.bundles.merge.merge_bundles` removes
+  them), read from the current snapshot by key;
+* the rules that the change can break, checked on the merged result without building it
+  (:func:`check_delta`): every reference of a new row resolves; nothing still refers to a removed
+  entity; no self link; a new link closes no cycle (only a path back from its target to its source
+  can, searched from its target over the merged graph); and the warnings of the rows it touches;
+* the content hash from the current snapshot's sums (``content_hash.ContentSums.apply``);
+* the new snapshot's rows: its base's (the current snapshot's base, or the current snapshot if it
+  is full), a delta (the current delta's rows carried, then the patch's), and masks for every base
+  row replaced or removed (``snapshot_masks``, 0003_delta_snapshots.sql). So a snapshot is never
+  more than one delta away from its base.
+
+When a delta would hold more than :attr:`DeltaPolicy.max_share` of its base's rows, or the base is
+small (:attr:`DeltaPolicy.min_base_rows`), the merge writes a full snapshot as before (compaction:
+readers then pay nothing, and a small platform's merge is cheap anyway). A property-based test
+(``musingly_pipeline_tests/bundles/test_delta_rules.py``) holds that :func:`check_delta` refuses
+exactly what ``check_bundle`` on the merged content refuses, with the same codes, and warns about
+the touched rows as it does.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg import sql
+
+from musingly_core.models import ENTITY_KINDS, ImportBundle
+from musingly_core.report import Issue, error, warning
+
+from musingly_pipeline.bundles.content_hash import ContentSums
+from musingly_pipeline.bundles.errors import RemovalError
+from musingly_pipeline.bundles.loader import (
+    KEY_COLUMNS, TABLES, Progress, _key_ids, copy_rows, entity_id, snapshot_partition, table_rows,
+)
+from musingly_pipeline.bundles.models import SnapshotInfo
+from musingly_pipeline.bundles.projections import MODELS, projection, row_key, trusted_builder
+
+_SINGULAR = {"domains": "domain", "trails": "trail", "concepts": "concept", "sparks": "spark", "beacons": "beacon"}
+# Per kind, its references: (field, kind referred to).
+_REFERENCES = {
+    "trails": (("domain_slug", "domains"),),
+    "concepts": (("trail_slug", "trails"),),
+    "concept_sparks": (("concept_slug", "concepts"), ("spark_slug", "sparks")),
+    "spark_beacons": (("spark_slug", "sparks"), ("beacon_slug", "beacons")),
+    "spark_links": (("source_slug", "sparks"), ("target_slug", "sparks")),
+    "concept_links": (("source_slug", "concepts"), ("target_slug", "concepts")),
+}
+# Entity kind -> the (kind, id column, slug field) of rows that refer to it and are NOT removed with
+# it (an entity referring to a removed one makes the merge invalid).
+_REFERRERS = {"domains": (("trails", "domain_id", "domain_slug"),),
+              "trails": (("concepts", "trail_id", "trail_slug"),)}
+# Entity kind -> the (kind, id column) of junction and link rows removed with it.
+_DEPENDENTS = {
+    "concepts": (("concept_sparks", "concept_id"), ("concept_links", "source_id"), ("concept_links", "target_id")),
+    "sparks": (("concept_sparks", "spark_id"), ("spark_beacons", "spark_id"), ("spark_links", "source_id"),
+               ("spark_links", "target_id")),
+    "beacons": (("spark_beacons", "beacon_id"),),
+}
+_LINK_KIND = {"spark_links": "sparks", "concept_links": "concepts"}
+_CYCLE_LIMIT = 10
+_CYCLE_SHOWN = 12
+
+
+@dataclass(frozen=True)
+class DeltaPolicy:
+    """When a merge is stored as a delta: the base holds at least ``min_base_rows`` rows and the
+    delta (its rows and masks) at most ``max_share`` of the base's rows; otherwise the merge writes
+    a full snapshot. ``DeltaPolicy(min_base_rows=0)`` makes every merge a delta it can (tests);
+    ``DeltaPolicy(max_share=0)`` none."""
+
+    min_base_rows: int = 10_000
+    max_share: float = 0.1
+
+
+@dataclass
+class DeltaPlan:
+    """A merge onto ``parent`` (the current snapshot) as a delta on ``base_id``: ``upserts`` (kind ->
+    key -> patch row), ``removed`` / ``replaced`` (kind -> key -> the parent's row), the merged
+    content's ``counts`` and ``sums``, and the warnings of the rows it touches."""
+
+    parent: SnapshotInfo
+    base_id: uuid.UUID
+    parent_is_delta: bool
+    upserts: dict[str, dict[str, object]]
+    removed: dict[str, dict[str, object]]
+    replaced: dict[str, dict[str, object]]
+    counts: dict[str, int]
+    sums: ContentSums
+    issues: list[Issue] = field(default_factory=list)
+
+    @property
+    def digest(self) -> str:
+        return self.sums.digest
+
+    def changes_nothing(self) -> bool:
+        return self.sums.digest == self.parent.content_hash
+
+
+class _Reader:
+    """Rows of one snapshot by key, by referring column, and whether slugs exist: index probes."""
+
+    def __init__(self, conn: psycopg.Connection, snapshot_id: uuid.UUID):
+        self.conn, self.snapshot_id = conn, snapshot_id
+
+    def rows(self, kind: str, where: sql.Composable, params: dict) -> dict[str, object]:
+        """key -> contract row of ``kind`` in the snapshot matching ``where`` (on ``x``)."""
+        with self.conn.cursor() as cur:
+            cur.execute(sql.SQL("{} WHERE {}").format(projection(kind, "s"), where), {"s": self.snapshot_id, **params})
+            build = trusted_builder(MODELS[kind], [c.name for c in cur.description][1:])
+            return {row[0]: build(row[1:]) for row in cur.fetchall()}
+
+    def by_keys(self, kind: str, keys: Iterable[str]) -> dict[str, object]:
+        keys = list(keys)
+        if not keys:
+            return {}
+        columns = KEY_COLUMNS[kind]
+        ids = list(zip(*(_key_ids(kind, k) for k in keys)))
+        if len(columns) == 1:
+            return self.rows(kind, sql.SQL("x.id = ANY(%(a)s::uuid[])"), {"a": list(ids[0])})
+        return self.rows(kind, sql.SQL("(x.{}, x.{}) IN (SELECT * FROM unnest(%(a)s::uuid[], %(b)s::uuid[]))").format(
+            sql.Identifier(columns[0]), sql.Identifier(columns[1])), {"a": list(ids[0]), "b": list(ids[1])})
+
+    def referring(self, kind: str, column: str, ids: Iterable[uuid.UUID]) -> dict[str, object]:
+        ids = list(ids)
+        if not ids:
+            return {}
+        return self.rows(kind, sql.SQL("x.{} = ANY(%(a)s::uuid[])").format(sql.Identifier(column)), {"a": ids})
+
+
+def delta_size(conn: psycopg.Connection, snapshot_id: uuid.UUID) -> int:
+    """Rows and masks a delta snapshot keeps of its own (0 for a full one's base side)."""
+    query = sql.SQL(" + ").join(
+        sql.SQL("(SELECT count(*) FROM {} WHERE snapshot_id = %(s)s)").format(sql.Identifier(t)) for t in TABLES)
+    return conn.execute(sql.SQL("SELECT {} + (SELECT count(*) FROM snapshot_masks WHERE snapshot_id = %(s)s)")
+                        .format(query), {"s": snapshot_id}).fetchone()[0]
+
+
+def plan_delta(conn: psycopg.Connection, parent: SnapshotInfo, patch: ImportBundle,
+               removals: list[tuple[str, str]], policy: DeltaPolicy) -> DeltaPlan | None:
+    """The merge of ``patch`` minus ``removals`` onto ``parent`` as a delta, checked (errors in
+    ``issues``), or None when it should be a full snapshot (see :class:`DeltaPolicy`; also when the
+    parent has no content sums: hashed before version 2). Raises :class:`RemovalError` for a
+    removal that names no row. Reads only the rows the patch touches."""
+    row = conn.execute("SELECT base_id, content_sums FROM snapshots WHERE id = %s", (parent.id,)).fetchone()
+    if row is None or row[1] is None or policy.max_share <= 0:
+        return None
+    base_id, sums = row[0] or parent.id, ContentSums.from_json(row[1])
+    base_rows = sum(parent.entity_counts.values()) if row[0] is None else sum(
+        conn.execute("SELECT entity_counts FROM snapshots WHERE id = %s", (base_id,)).fetchone()[0].values())
+    own = delta_size(conn, parent.id) if row[0] is not None else 0
+    budget = policy.max_share * base_rows
+    patch_rows = sum(len(getattr(patch, k)) for k in ENTITY_KINDS)
+    if base_rows < policy.min_base_rows or own + 2 * patch_rows + len(removals) > budget:
+        return None
+
+    read = _Reader(conn, parent.id)
+    upserts = {kind: {row_key(kind, r): r for r in getattr(patch, kind)} for kind in ENTITY_KINDS}
+    removed: dict[str, dict[str, object]] = {kind: {} for kind in ENTITY_KINDS}
+    by_kind: dict[str, list[str]] = {}
+    for kind, key in removals:
+        by_kind.setdefault(kind, []).append(key)
+    for kind, keys in by_kind.items():
+        found = read.by_keys(kind, keys)
+        for key in keys:
+            if key not in found:
+                raise RemovalError("IMPORT_REMOVAL_NOT_FOUND",
+                                   f"cannot remove {kind} `{key}`: the current snapshot has no such row")
+        removed[kind].update(found)
+    for kind, dependents in _DEPENDENTS.items():
+        gone = [entity_id(kind, slug) for slug in removed[kind]]
+        for dependent, column in dependents:
+            removed[dependent].update(read.referring(dependent, column, gone))
+    for kind in ENTITY_KINDS:  # a row the patch writes again is replaced, not removed
+        for key in upserts[kind]:
+            removed[kind].pop(key, None)
+    replaced = {kind: read.by_keys(kind, upserts[kind]) for kind in ENTITY_KINDS}
+
+    counts = {kind: int(parent.entity_counts.get(kind, 0)) - len(removed[kind])
+              + len(upserts[kind]) - len(replaced[kind]) for kind in ENTITY_KINDS}
+    new_sums = sums.apply(removed={k: [*removed[k].values(), *replaced[k].values()] for k in ENTITY_KINDS},
+                          added={k: upserts[k].values() for k in ENTITY_KINDS})
+    if new_sums.counts != counts:  # the stored sums disagree with the stored counts: do not trust them
+        return None
+    masks = sum(len(removed[k]) + len(replaced[k]) for k in ENTITY_KINDS)
+    if own + sum(len(u) for u in upserts.values()) + masks > budget:
+        return None
+    plan = DeltaPlan(parent, base_id, row[0] is not None, upserts, removed, replaced, counts, new_sums)
+    plan.issues = check_delta(read, patch, plan)
+    return plan
+
+
+def check_delta(read: _Reader, patch: ImportBundle, plan: DeltaPlan) -> list[Issue]:
+    """The rules the change can break, on the merged result: errors first, then warnings."""
+    issues: list[Issue] = []
+    upserts, removed = plan.upserts, plan.removed
+    where = {kind: {row_key(kind, r): i for i, r in enumerate(getattr(patch, kind))} for kind in ENTITY_KINDS}
+
+    def path(kind: str, key: str) -> str:
+        return f"{kind}[{where[kind][key]}]" if key in where[kind] else f"{kind}:{key}"
+
+    # Entities of the merged content, as far as asked: in the patch, or in the parent and not removed.
+    known: dict[str, dict[str, bool]] = {kind: {} for kind in _SINGULAR}
+
+    def exist(kind: str, slugs: Iterable[str]) -> None:
+        ask = [s for s in set(slugs) if s not in known[kind] and s not in upserts[kind]]
+        found = read.by_keys(kind, ask) if ask else {}
+        for slug in ask:
+            known[kind][slug] = slug in found and slug not in removed[kind]
+
+    def present(kind: str, slug: str) -> bool:
+        return slug in upserts[kind] or known[kind].get(slug, False)
+
+    # 1. every reference of a row the patch writes resolves
+    for kind, refs in _REFERENCES.items():
+        for fname, target in refs:
+            exist(target, (getattr(r, fname) for r in upserts[kind].values() if getattr(r, fname) is not None))
+    for kind, refs in _REFERENCES.items():
+        for key, row in upserts[kind].items():
+            for fname, target in refs:
+                slug = getattr(row, fname)
+                if slug is not None and not present(target, slug):
+                    issues.append(error("BUNDLE_UNKNOWN_REFERENCE", f"{path(kind, key)}.{fname}",
+                                        f"unknown {_SINGULAR[target]} `{slug}`; define it in `{target}` or fix "
+                                        "the slug (the current snapshot has none, or this merge removes it)"))
+    # 2. nothing left refers to a removed entity (junctions and links went with it)
+    for kind, referrers in _REFERRERS.items():
+        gone = [slug for slug in removed[kind]]
+        for referrer, column, fname in referrers:
+            for key, row in read.referring(referrer, column, (entity_id(kind, s) for s in gone)).items():
+                if key in removed[referrer] or key in upserts[referrer]:
+                    continue
+                issues.append(error("BUNDLE_UNKNOWN_REFERENCE", f"{referrer}:{key}.{fname}",
+                                    f"unknown {_SINGULAR[kind]} `{getattr(row, fname)}`; this merge removes it but "
+                                    f"{_SINGULAR[referrer]} `{key}` still refers to it: remove or change that "
+                                    f"{_SINGULAR[referrer]} too"))
+    # 3. links: no self link; a new link closes no cycle
+    for name, kind in _LINK_KIND.items():
+        new_edges = []
+        for key, link in upserts[name].items():
+            if link.source_slug == link.target_slug:
+                issues.append(error("BUNDLE_SELF_LINK", path(name, key),
+                                    f"`{link.source_slug}` links to itself; a {_SINGULAR[kind]} cannot be its own "
+                                    "prerequisite, remove this link"))
+            elif key not in plan.replaced[name]:
+                new_edges.append((key, link.source_slug, link.target_slug))
+        cycles = 0
+        for key, source, target in new_edges:
+            if cycles >= _CYCLE_LIMIT:
+                break
+            loop = _path_between(read, name, kind, plan, target, source)
+            if loop is not None:
+                cycles += 1
+                names = [f"`{s}`" for s in [source, *loop]]
+                if len(names) > _CYCLE_SHOWN:
+                    hidden = len(names) - _CYCLE_SHOWN
+                    names = [*names[:6], f"... {hidden} more ...", *names[-(_CYCLE_SHOWN - 6):]]
+                issues.append(error("BUNDLE_CYCLE", path(name, key),
+                                    f"{name} form a cycle: {' -> '.join(names)}; a prerequisite graph must be "
+                                    "acyclic, remove or reverse one of these links (this one closes the loop)"))
+    if any(True for _ in issues):
+        return issues
+    issues.extend(_touched_warnings(read, plan, path, present, exist))
+    return issues
+
+
+def _path_between(read: _Reader, name: str, kind: str, plan: DeltaPlan, start: str, goal: str) -> list[str] | None:
+    """A path of merged ``name`` links from ``start`` to ``goal`` (slugs, both ends included), or
+    None: breadth first, one query per level for the parent's links out of the frontier."""
+    upserted: dict[str, list[str]] = {}
+    for link in plan.upserts[name].values():
+        upserted.setdefault(link.source_slug, []).append(link.target_slug)
+    removed = plan.removed[name]
+    came_from = {start: None}
+    frontier = [start]
+    while frontier:
+        stored = read.referring(name, "source_id", (entity_id(kind, s) for s in frontier))
+        out: dict[str, list[str]] = {}
+        for key, link in stored.items():
+            if key not in removed and key not in plan.upserts[name]:
+                out.setdefault(link.source_slug, []).append(link.target_slug)
+        next_frontier = []
+        for node in frontier:
+            for nxt in (*upserted.get(node, ()), *out.get(node, ())):
+                if nxt in came_from:
+                    continue
+                came_from[nxt] = node
+                if nxt == goal:
+                    path = [nxt]
+                    while came_from[path[-1]] is not None:
+                        path.append(came_from[path[-1]])
+                    return path[::-1]
+                next_frontier.append(nxt)
+        frontier = next_frontier
+    return None
+
+
+def _touched_warnings(read: _Reader, plan: DeltaPlan, path, present, exist) -> list[Issue]:
+    """The warnings ``check_bundle`` gives the merged content about the rows this merge touches:
+    the sparks and concepts it writes or whose concept_sparks rows it removes, the trails it
+    writes and those of a domain it writes."""
+    upserts, removed = plan.upserts, plan.removed
+    issues: list[Issue] = []
+    joins = {**upserts["concept_sparks"]}
+    gone_joins = set(removed["concept_sparks"])
+    sparks = set(upserts["sparks"]) | {r.spark_slug for r in removed["concept_sparks"].values()}
+    concepts = set(upserts["concepts"]) | {r.concept_slug for r in removed["concept_sparks"].values()}
+    exist("sparks", sparks)
+    exist("concepts", concepts)
+
+    def joined(column: str, slugs: set[str], kind: str, fname: str) -> set[str]:
+        have = {getattr(r, fname) for r in joins.values() if getattr(r, fname) in slugs}
+        stored = read.referring("concept_sparks", column, (entity_id(kind, s) for s in slugs - have))
+        have |= {getattr(r, fname) for k, r in stored.items() if k not in gone_joins and k not in joins}
+        return have
+
+    in_concept = joined("spark_id", {s for s in sparks if present("sparks", s)}, "sparks", "spark_slug")
+    for slug in sorted(s for s in sparks if present("sparks", s) and s not in in_concept):
+        issues.append(warning("BUNDLE_ORPHAN_SPARK", path("sparks", slug),
+                              f"spark `{slug}` is in no concept, so no trail leads to it; "
+                              "add a concept_sparks row if that is not intended"))
+    with_sparks = joined("concept_id", {c for c in concepts if present("concepts", c)}, "concepts", "concept_slug")
+    for slug in sorted(c for c in concepts if present("concepts", c) and c not in with_sparks):
+        issues.append(warning("BUNDLE_EMPTY_CONCEPT", path("concepts", slug),
+                              f"concept `{slug}` has no sparks; add concept_sparks rows or drop the concept"))
+    trails = dict(upserts["trails"])
+    unpublished = [d for d, row in upserts["domains"].items() if not row.is_published]
+    for key, row in read.referring("trails", "domain_id", (entity_id("domains", d) for d in unpublished)).items():
+        if key not in removed["trails"] and key not in trails:
+            trails[key] = row
+    domains = {t.domain_slug for t in trails.values() if t.is_published and t.domain_slug not in upserts["domains"]}
+    stored_domains = read.by_keys("domains", domains)
+    for key in sorted(trails):
+        trail = trails[key]
+        domain = upserts["domains"].get(trail.domain_slug) or stored_domains.get(trail.domain_slug)
+        if trail.is_published and domain is not None and domain.is_published is False:
+            issues.append(warning("BUNDLE_PUBLISHED_IN_UNPUBLISHED", f"{path('trails', key)}.is_published",
+                                  f"trail `{key}` is published but its domain `{trail.domain_slug}` is not, "
+                                  "so readers cannot reach it; publish the domain or unpublish the trail"))
+    return issues
+
+
+class _Ids(dict):
+    """slug -> id of one entity kind, made on demand (ids are uuid5(kind, slug) in every snapshot)."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+
+    def __missing__(self, slug: str) -> uuid.UUID:
+        value = self[slug] = entity_id(self.kind, slug)
+        return value
+
+
+def load_delta(conn: psycopg.Connection, snapshot_id: uuid.UUID, plan: DeltaPlan,
+               progress: Progress | None = None) -> int:
+    """Write ``plan`` as snapshot ``snapshot_id`` (a new draft): its base, masks for every base row
+    it replaces or removes (and the parent delta's masks), the parent delta's rows it keeps, the
+    patch's rows. Returns the delta's rows. The caller owns the transaction."""
+    conn.execute("UPDATE snapshots SET base_id = %s WHERE id = %s", (plan.base_id, snapshot_id))
+    if plan.parent_is_delta:
+        conn.execute("INSERT INTO snapshot_masks (snapshot_id, table_name, id, id2) SELECT %s, table_name, id, id2 "
+                     "FROM snapshot_masks WHERE snapshot_id = %s", (snapshot_id, plan.parent.id))
+    hidden = [(kind, *_key_ids(kind, key)) for kind in ENTITY_KINDS
+              for key in (*plan.removed[kind], *plan.replaced[kind])]
+    if hidden:
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO snapshot_masks (snapshot_id, table_name, id, id2) "
+                            "VALUES (%s, %s, %s, coalesce(%s, '00000000-0000-0000-0000-000000000000'::uuid)) "
+                            "ON CONFLICT DO NOTHING",
+                            [(snapshot_id, kind, ids[0], ids[1] if len(ids) > 1 else None) for kind, *ids in hidden])
+    ids = {kind: _Ids(kind) for kind in _SINGULAR}
+    patch = ImportBundle.model_construct(**{k: list(plan.upserts[k].values()) for k in ENTITY_KINDS})
+    rows = table_rows(patch, snapshot_id, ids)
+    total = 0
+    with conn.cursor() as cursor:
+        for kind in ENTITY_KINDS:
+            dropped = [*plan.removed[kind], *plan.upserts[kind]]
+            carry = plan.parent_is_delta and conn.execute(
+                sql.SQL("SELECT 1 FROM {} WHERE snapshot_id = %s LIMIT 1").format(sql.Identifier(kind)),
+                (plan.parent.id,)).fetchone() is not None
+            if not carry and not plan.upserts[kind]:
+                continue
+            with snapshot_partition(cursor, kind, snapshot_id) as table:
+                n = _carry(cursor, kind, table.name, snapshot_id, plan.parent.id, dropped) if carry else 0
+                if plan.upserts[kind]:
+                    n += copy_rows(cursor, table, rows[kind])
+            total += n
+            if progress is not None:
+                progress(kind, n, n)
+    return total
+
+
+def _carry(cursor: psycopg.Cursor, kind: str, target: str, snapshot_id: uuid.UUID, parent_id: uuid.UUID,
+           dropped: list[str]) -> int:
+    """INSERT ... SELECT the parent delta's own rows of ``kind`` except the keys ``dropped``."""
+    table, keys = TABLES[kind], KEY_COLUMNS[kind]
+    arrays = list(zip(*(_key_ids(kind, k) for k in dropped))) or [() for _ in keys]
+    names = sql.SQL(", ").join(sql.Identifier(f"k{i}") for i in range(len(keys)))
+    cursor.execute(sql.SQL(
+        "INSERT INTO {target} ({cols}) SELECT %s, {rest} FROM {t} WHERE snapshot_id = %s "
+        "AND ({key}) NOT IN (SELECT {names} FROM unnest({unnest}) AS u({names}))").format(
+        target=sql.Identifier(target), t=sql.Identifier(kind),
+        cols=sql.SQL(", ").join(map(sql.Identifier, table.columns)),
+        rest=sql.SQL(", ").join(map(sql.Identifier, table.columns[1:])),
+        key=sql.SQL(", ").join(map(sql.Identifier, keys)), names=names,
+        unnest=sql.SQL(", ").join(sql.SQL("%s::uuid[]") for _ in keys)),
+        (snapshot_id, parent_id, *(list(a) for a in arrays)))
+    return cursor.rowcount
