@@ -251,13 +251,13 @@ def check_delta(read: _Reader, patch: ImportBundle, plan: DeltaPlan) -> list[Iss
                 issues.append(error("BUNDLE_SELF_LINK", path(name, key),
                                     f"`{link.source_slug}` links to itself; a {_SINGULAR[kind]} cannot be its own "
                                     "prerequisite, remove this link"))
-            elif key not in plan.replaced[name]:
+            elif key not in plan.replaced[name] and present(kind, link.source_slug) and present(kind, link.target_slug):
                 new_edges.append((key, link.source_slug, link.target_slug))
         cycles = 0
         for key, source, target in new_edges:
             if cycles >= _CYCLE_LIMIT:
                 break
-            loop = _path_between(read, name, kind, plan, target, source)
+            loop = _path_between(read, name, kind, plan, target, source, present)
             if loop is not None:
                 cycles += 1
                 names = [f"`{s}`" for s in [source, *loop]]
@@ -267,18 +267,21 @@ def check_delta(read: _Reader, patch: ImportBundle, plan: DeltaPlan) -> list[Iss
                 issues.append(error("BUNDLE_CYCLE", path(name, key),
                                     f"{name} form a cycle: {' -> '.join(names)}; a prerequisite graph must be "
                                     "acyclic, remove or reverse one of these links (this one closes the loop)"))
-    if any(True for _ in issues):
+    if issues:  # refused: the warnings would be about content that is not imported
         return issues
     issues.extend(_touched_warnings(read, plan, path, present, exist))
     return issues
 
 
-def _path_between(read: _Reader, name: str, kind: str, plan: DeltaPlan, start: str, goal: str) -> list[str] | None:
+def _path_between(read: _Reader, name: str, kind: str, plan: DeltaPlan, start: str, goal: str,
+                  present) -> list[str] | None:
     """A path of merged ``name`` links from ``start`` to ``goal`` (slugs, both ends included), or
-    None: breadth first, one query per level for the parent's links out of the frontier."""
+    None: breadth first, one query per level for the parent's links out of the frontier. A link of
+    the patch to an unknown entity is no edge (it is an error of its own, as in ``check_bundle``)."""
     upserted: dict[str, list[str]] = {}
     for link in plan.upserts[name].values():
-        upserted.setdefault(link.source_slug, []).append(link.target_slug)
+        if present(kind, link.source_slug) and present(kind, link.target_slug):
+            upserted.setdefault(link.source_slug, []).append(link.target_slug)
     removed = plan.removed[name]
     came_from = {start: None}
     frontier = [start]

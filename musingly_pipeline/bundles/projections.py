@@ -67,10 +67,11 @@ def rows_of(table: str, placeholder: str = "s") -> sql.Composed:
     """The rows of content ``table`` that snapshot ``%(placeholder)s`` holds, as a FROM item.
 
     A full snapshot's are its partition's. A delta snapshot's (``snapshots.base_id``, issue 19) are
-    its own rows plus its base's rows it does not mask (``snapshot_masks``): the same rule as the
-    ``current_*`` views. For a full snapshot the second branch reads nothing (the base id is NULL,
-    every partition is pruned). ``snapshot_id`` is not among the columns: rows of both branches
-    belong to the snapshot asked for.
+    its own rows plus its base's rows it does not mask (``snapshot_masks``): the same rule, and the
+    same shape, as the ``current_*`` views (one scan of the parent table, pruned to the snapshot's
+    partition and its base's; see 0003_delta_snapshots.sql). ``snapshot_id`` is not among the
+    columns: rows of both partitions belong to the snapshot asked for. ``from_base`` and
+    ``stored_at`` (its place in its partition) give the stored order.
     """
     table_def = TABLES[table]
     keys = KEY_COLUMNS[table]
@@ -80,16 +81,18 @@ def rows_of(table: str, placeholder: str = "s") -> sql.Composed:
         masked = sql.SQL("{} AND m.id2 = r.{}").format(masked, sql.Identifier(keys[1]))
     s = sql.Placeholder(placeholder)
     return sql.SQL(
-        "(SELECT {cols} FROM {t} r WHERE r.snapshot_id = {s} UNION ALL "
-        "SELECT {cols} FROM {t} r WHERE r.snapshot_id = (SELECT base_id FROM snapshots WHERE id = {s}) "
-        "AND NOT EXISTS (SELECT 1 FROM snapshot_masks m WHERE m.snapshot_id = {s} AND m.table_name = {name} "
-        "AND {masked}))").format(cols=cols, t=sql.Identifier(table), s=s, name=sql.Literal(table), masked=masked)
+        "(SELECT {cols}, r.snapshot_id <> {s} AS from_base, r.ctid AS stored_at FROM {t} r WHERE r.snapshot_id IN ({s}, (SELECT base_id FROM snapshots WHERE id = {s})) "
+        "AND NOT EXISTS (SELECT 1 FROM snapshot_masks m WHERE m.snapshot_id = {s} AND m.snapshot_id <> r.snapshot_id "
+        "AND m.table_name = {name} AND {masked}))").format(
+        cols=cols, t=sql.Identifier(table), s=s, name=sql.Literal(table), masked=masked)
 
 
-def projection(kind: str, placeholder: str) -> sql.Composed:
+def projection(kind: str, placeholder: str, ordered: bool = False) -> sql.Composed:
     """The bundle-shaped SELECT of ``kind`` for the snapshot bound to ``%(placeholder)s``; its
-    content table is ``x`` (``WHERE x.id = ...`` narrows it)."""
-    return sql.SQL(_SELECTS[kind]).format(**{t: rows_of(t, placeholder) for t in TABLES})
+    content table is ``x`` (``WHERE x.id = ...`` narrows it). ``ordered``: in stored order (see
+    :func:`read_entities`)."""
+    select = sql.SQL(_SELECTS[kind]).format(**{t: rows_of(t, placeholder) for t in TABLES})
+    return sql.SQL("{} ORDER BY x.from_base DESC, x.stored_at").format(select) if ordered else select
 
 
 def row_key(kind: str, row) -> str:
@@ -104,9 +107,11 @@ def row_key(kind: str, row) -> str:
 
 
 def read_entities(conn: psycopg.Connection, snapshot_id: uuid.UUID, kind: str) -> list:
-    """Every row of ``kind`` in the snapshot, as contract models (trusted: not re-validated)."""
+    """Every row of ``kind`` in the snapshot, as contract models (trusted: not re-validated), in the
+    order they were stored: a full import's in its file's order; a delta's base rows first, then its
+    own. The same snapshot always gives the same list (an export is reproducible)."""
     with conn.cursor() as cur:
-        cur.execute(projection(kind, "s"), {"s": snapshot_id})
+        cur.execute(projection(kind, "s", ordered=True), {"s": snapshot_id})
         build = trusted_builder(MODELS[kind], [c.name for c in cur.description][1:])
         return [build(row[1:]) for row in cur.fetchall()]
 
