@@ -18,8 +18,14 @@ from musingly_core.models import ImportBundle
 def start(conn: psycopg.Connection, bundle: ImportBundle, source_file: str | None, created_by: str | None) -> uuid.UUID:
     """A new log row for ``bundle``, status 'importing'; its id."""
     meta = bundle.metadata
+    return start_row(conn, bundle.version_label, meta.source_system, meta.source_version, source_file, created_by)
+
+
+def start_row(conn: psycopg.Connection, version_label: str, source_system: str | None, source_version: str | None,
+              source_file: str | None, created_by: str | None) -> uuid.UUID:
+    """A new log row with these fields (a bundle's label and metadata), status 'importing'; its id."""
     import_id = conn.execute("SELECT start_import(%s, %s, %s, %s)",
-                             (bundle.version_label, meta.source_system, meta.source_version, created_by)).fetchone()[0]
+                             (version_label, source_system, source_version, created_by)).fetchone()[0]
     try:
         conn.execute("UPDATE import_logs SET source_file = %s WHERE id = %s", (source_file, import_id))
         conn.execute("SELECT update_import_status(%s, 'importing')", (import_id,))

@@ -3,6 +3,9 @@
 :func:`import_file` and :func:`import_bundle` are the whole import; each step below is one function,
 in the order they run, and each takes what it needs from the step before (nothing comes back up):
 
+0. A full import of a file (not forced) hashes its bytes first: the same bytes already imported
+   in full, under the same rules version, reuse that ready or current snapshot without being parsed
+   (:mod:`~musingly_pipeline.bundles.same_bytes`, :func:`_reuse_same_bytes`). Otherwise, the steps:
 1. :func:`read`: the file's bytes, once: parsed against the contracts, hashed (a staged bundle
    must have the hash it was staged under). A file that does not parse never reaches the database.
 2. :func:`validate`: every integrity and graph rule (``check_bundle``), the one place they run. A
@@ -41,7 +44,7 @@ from musingly_core.integrity import check_bundle
 from musingly_core.models import ENTITY_KINDS, ImportBundle
 from musingly_core.report import Issue, ValidationReport
 
-from musingly_pipeline.bundles import import_log, lifecycle
+from musingly_pipeline.bundles import import_log, lifecycle, same_bytes
 from musingly_pipeline.bundles.content_hash import content_hash
 from musingly_pipeline.bundles.delta import DeltaPlan, DeltaPolicy, load_delta, plan_delta
 from musingly_pipeline.bundles.errors import BundleError, BundleInvalid, ImportRefused, SnapshotError, SourceFile
@@ -50,6 +53,7 @@ from musingly_pipeline.bundles.merge import merge_bundles, parse_removal
 from musingly_pipeline.bundles.models import ImportResult, SnapshotInfo, in_kind_order
 from musingly_pipeline.bundles.parallel_load import load_and_hash
 from musingly_pipeline.bundles.projections import read_bundle_content, row_key
+from musingly_pipeline.bundles.same_bytes import FileBytes
 from musingly_pipeline.bundles.session import current_row, refusals, session
 from musingly_pipeline.signals.store import EventStore
 
@@ -103,23 +107,76 @@ class Plan:
 def import_file(url: str | None, path: str | Path, options: ImportOptions,
                 signals: EventStore | None = None) -> ImportResult:
     """Read the file once and import it (see :func:`import_bundle`). The result and every refusal
-    (:class:`BundleInvalid`, :class:`ImportRefused` ...) carry the file's sha256 and size (``source``)."""
+    (:class:`BundleInvalid`, :class:`ImportRefused` ...) carry the file's sha256 and size (``source``).
+
+    A full import hashes the bytes first: unless ``force``, the same bytes already imported in full
+    under the same rules version reuse that ready or current snapshot without being parsed
+    (:func:`_reuse_same_bytes`); else they are parsed once, and the import records their sha256."""
+    started, started_at = time.perf_counter(), datetime.now(timezone.utc)
     options = replace(options, source_file=options.source_file or str(path))
-    file, source = read(path, options.expect_sha256)
+    known = None if options.merge else same_bytes.read_file(path)
+    if known is not None and not options.force and options.expect_sha256 in (None, known.sha256):
+        reused = _reuse_same_bytes(url, known, options, signals, started, started_at)
+        if reused is not None:
+            return reused
+    file, source = read(path, options.expect_sha256, known)
     try:
-        result = import_bundle(url, file.bundle, options, signals, report=file.report)
+        result = import_bundle(url, file.bundle, options, signals, report=file.report,
+                               source_sha256=None if options.merge else file.sha256)
     except BundleError as exc:
         exc.source = source
         raise
     return replace(result, source=source)
 
 
+def _reuse_same_bytes(url: str | None, known: FileBytes, options: ImportOptions, signals: EventStore | None,
+                      started: float, started_at: datetime) -> ImportResult | None:
+    """The import of bytes a full import already read, under the same rules version, while the
+    snapshot it made or reused is ready or current: a new log row marked reused (its version label
+    and metadata the earlier log's), the snapshot's counts, hash and warnings, promoted with
+    ``promote``, the lifecycle signals recorded. Refused as the parsed import would be: a shrink of
+    the current snapshot (by the snapshot's counts). ``None``: no such snapshot, or it was deleted
+    before it could be locked (its log row then discarded): import the file the usual way."""
+    with session(url) as conn:
+        found = same_bytes.find(conn, known.sha256)
+        if found is None:
+            return None
+        source = SourceFile(known.sha256, known.size, in_kind_order(found.entity_counts))
+        try:
+            current = current_row(conn)
+            if current is not None and not options.allow_shrink:
+                _refuse_shrink_to(current, int(found.entity_counts.get("sparks", 0)))
+            import_id = import_log.start_row(conn, found.version_label, found.source_system, found.source_version,
+                                             options.source_file, options.created_by)
+            try:
+                status = same_bytes.reuse(conn, import_id, found, known.sha256)
+            except BaseException as exc:
+                import_log.mark_failed(conn, import_id, exc)
+                raise
+            if status is None:  # deleted since it was found: parse and import as usual
+                import_log.discard(conn, import_id)
+                return None
+            result = ImportResult(
+                import_id=import_id, snapshot_id=found.snapshot_id, version_label=found.version_label, status=status,
+                entity_counts=in_kind_order(found.entity_counts), reused=True, content_hash=found.content_hash,
+                source_file=options.source_file, seconds=time.perf_counter() - started, warnings=found.warnings,
+                parent_id=current.id if current else None, source=source)
+            result = finalize(conn, result, options.promote, started)
+        except BundleError as exc:
+            exc.source = source
+            raise
+    return record(signals, result, started_at, options.promote)
+
+
 @gc_paused()  # hashing and COPY rows make ~1M short-lived tuples; see gcpause
 def import_bundle(url: str | None, bundle: ImportBundle, options: ImportOptions,
-                  signals: EventStore | None = None, report: ValidationReport | None = None) -> ImportResult:
+                  signals: EventStore | None = None, report: ValidationReport | None = None,
+                  source_sha256: str | None = None) -> ImportResult:
     """Import ``bundle`` as a new ready snapshot (promoted with ``options.promote``) and record its
     lifecycle signals in ``signals`` (default: the configured signal store). ``report``: the file's
-    report, when the bundle was read from a file (the rules add their issues to it)."""
+    report, when the bundle was read from a file (the rules add their issues to it);
+    ``source_sha256``: that file's sha256, recorded on the log of a full import (see
+    :mod:`~musingly_pipeline.bundles.same_bytes`)."""
     started = time.perf_counter()
     started_at = datetime.now(timezone.utc)
     if options.merge and report is not None:
@@ -127,15 +184,17 @@ def import_bundle(url: str | None, bundle: ImportBundle, options: ImportOptions,
     removals = _removals(options.remove, options.merge)
     with session(url) as conn:
         planned = plan(conn, bundle, removals, options, report)
-        result = load(conn, planned, options, started)
+        result = load(conn, planned, options, started, source_sha256)
         result = finalize(conn, result, options.promote, started)
     return record(signals, result, started_at, options.promote)
 
 
-def read(path: str | Path, expect_sha256: str | None = None) -> tuple[BundleFile, SourceFile]:
+def read(path: str | Path, expect_sha256: str | None = None,
+         known: FileBytes | None = None) -> tuple[BundleFile, SourceFile]:
     """The file parsed against the contracts, and its sha256, size and counts. Refuses bytes whose
-    hash is not ``expect_sha256`` and a file that does not parse (:class:`BundleInvalid`)."""
-    file = read_bundle(path)
+    hash is not ``expect_sha256`` and a file that does not parse (:class:`BundleInvalid`).
+    ``known``: the file's bytes and sha256, already read (neither is read or computed again)."""
+    file = read_bundle(path) if known is None else read_bundle(path, data=known.data, sha256=known.sha256)
     source = SourceFile(file.sha256, file.size, dict(file.report.counts))
     if expect_sha256 is not None and file.sha256 is not None and file.sha256 != expect_sha256:
         refused = ImportRefused("IMPORT_SHA256_MISMATCH", f"{path} has sha256 {file.sha256}, not the {expect_sha256} "
@@ -191,8 +250,13 @@ def plan(conn: psycopg.Connection, bundle: ImportBundle, removals: list[tuple[st
 
 def refuse_shrink(current: SnapshotInfo, bundle: ImportBundle) -> None:
     """:class:`ImportRefused` if a full import of ``bundle`` would drop most of ``current``'s sparks."""
+    _refuse_shrink_to(current, len(bundle.sparks))
+
+
+def _refuse_shrink_to(current: SnapshotInfo, after: int) -> None:
+    """:class:`ImportRefused` if a full import of content with ``after`` sparks would drop most of
+    ``current``'s sparks."""
     before = int(current.entity_counts.get("sparks", 0))
-    after = len(bundle.sparks)
     if before and after < before * SHRINK_LIMIT:
         raise ImportRefused(
             "IMPORT_SHRINK_REFUSED",
@@ -203,8 +267,11 @@ def refuse_shrink(current: SnapshotInfo, bundle: ImportBundle) -> None:
             "allow the shrink (`--allow-shrink`; `allow_shrink: true` in Dagster)")
 
 
-def load(conn: psycopg.Connection, planned: Plan, options: ImportOptions, started: float) -> ImportResult:
-    """Log the attempt, then load the plan as a new ready snapshot or reuse one with the same content."""
+def load(conn: psycopg.Connection, planned: Plan, options: ImportOptions, started: float,
+         source_sha256: str | None = None) -> ImportResult:
+    """Log the attempt, then load the plan as a new ready snapshot or reuse one with the same content.
+    Then the snapshot keeps the rules' warnings if it had none, and a full import's log the file's
+    ``source_sha256`` (:func:`same_bytes.remember <musingly_pipeline.bundles.same_bytes.remember>`)."""
     bundle, current = planned.bundle, planned.current
     import_id = import_log.start(conn, bundle, options.source_file, options.created_by)
     try:
@@ -219,6 +286,8 @@ def load(conn: psycopg.Connection, planned: Plan, options: ImportOptions, starte
         import_log.mark_failed(conn, import_id, exc)
         raise
     warnings = tuple(planned.check.warnings) if planned.check is not None else planned.warnings
+    known = warnings if planned.check is not None or planned.merge_source is not None else None  # else: validated
+    same_bytes.remember(conn, import_id, snapshot_id, known, None if options.merge else source_sha256)
     return ImportResult(
         import_id=import_id, snapshot_id=snapshot_id, version_label=bundle.version_label, status=status,
         entity_counts=in_kind_order(counts), reused=reused, content_hash=digest, merged=options.merge,

@@ -52,14 +52,17 @@ class BundleFile:
         return self.report.valid and self.bundle is not None
 
 
-def read_bundle(path: str | Path) -> BundleFile:
-    """Read ``path`` and parse it against the contracts; no integrity rules yet."""
+def read_bundle(path: str | Path, *, data: bytes | None = None, sha256: str | None = None) -> BundleFile:
+    """Read ``path`` and parse it against the contracts; no integrity rules yet.
+
+    ``data``: the file's bytes, when the caller already read them (``path`` then only names the
+    file in the report); ``sha256``: their hash, when already computed (it is not computed again)."""
     path = Path(path)
     report = ValidationReport(file=str(path))
     result = BundleFile(report=report)
     try:
-        size = path.stat().st_size
-        if path.is_dir():
+        size = path.stat().st_size if data is None else len(data)
+        if data is None and path.is_dir():
             report.issues.append(error("FILE_UNREADABLE", "", f"{path} is a directory; name a bundle .json file"))
             return result
         if size > MAX_BUNDLE_BYTES:
@@ -69,7 +72,8 @@ def read_bundle(path: str | Path) -> BundleFile:
                 "split it into several bundles and import them with --merge",
             ))
             return result
-        data = path.read_bytes()
+        if data is None:
+            data = path.read_bytes()
     except FileNotFoundError:
         report.issues.append(error("FILE_NOT_FOUND", "", f"{path} does not exist; check the path"))
         return result
@@ -77,8 +81,8 @@ def read_bundle(path: str | Path) -> BundleFile:
         report.issues.append(error("FILE_UNREADABLE", "", f"cannot read {path}: {exc.strerror or exc}"))
         return result
     result.size = len(data)
-    if len(data) < _HASH_ASIDE_BYTES:
-        result.sha256 = hashlib.sha256(data).hexdigest()
+    if sha256 is not None or len(data) < _HASH_ASIDE_BYTES:
+        result.sha256 = sha256 or hashlib.sha256(data).hexdigest()
         result.bundle = parse_bundle(data, report)
         return result
     # hashlib lets go of the GIL while it hashes a large buffer: the file's digest is computed on the
