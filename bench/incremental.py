@@ -113,11 +113,16 @@ def median_ms(conn, query: str, params_list: list[tuple], rounds: int) -> float:
     return statistics.median(times) * 1000
 
 
-def readers(url: str, bundle: ImportBundle) -> dict[str, float]:
+def reader_keys(bundle: ImportBundle) -> tuple[list[tuple], list[tuple]]:
+    """200 spark slugs to look up, and the concepts whose prerequisite graphs are read."""
     rng = random.Random(7)
     slugs = [(s.slug,) for s in rng.sample(bundle.sparks, min(200, len(bundle.sparks)))]
     # concepts late in the synthetic chain have the deepest prerequisite graphs
-    concepts = [(c.slug,) for c in bundle.concepts[-5:]]
+    return slugs, [(c.slug,) for c in bundle.concepts[-5:]]
+
+
+def readers(url: str, keys: tuple[list[tuple], list[tuple]]) -> dict[str, float]:
+    slugs, concepts = keys
     with connect(url, autocommit=True) as conn:
         median_ms(conn, FULL_SCAN, [()], 2)  # warm the cache
         rows = len(conn.execute(PREREQUISITE_GRAPH, concepts[0]).fetchall())
@@ -179,12 +184,16 @@ def run_size(server: str, sparks: int, content_bytes: int, tmp: Path, with_steps
         assert again.reused and again.snapshot_id == full.snapshot_id, again
 
         bundle = read_bundle(path).bundle
-        r.update(readers(url, bundle))
+        keys = reader_keys(bundle)
         patch = patch_file(bundle, tmp / f"patch{sparks}.json", CHANGED)
-        del bundle
+        del bundle  # this process holds no bundle while it times (a collection of 700k objects is not the import's)
+        r.update(readers(url, keys))
         merged, r["merge_s"] = timed(lambda: store.import_file(patch, merge=True))
         assert not merged.reused and merged.entity_counts["sparks"] == sparks, merged
         _, r["promote_merged_s"] = timed(lambda: store.promote(merged.import_id))
+        # the readers again, the merged snapshot current (a delta on the first one, if it is stored so)
+        r["merged_is_delta"] = store.get_snapshot(merged.snapshot_id).base_id is not None
+        r.update({f"merged_{k}": v for k, v in readers(url, keys).items()})
         again, r["merge_again_s"] = timed(lambda: store.import_file(patch, merge=True))  # delivered twice
         assert again.snapshot_id == merged.snapshot_id, again
         _, r["rollback_s"] = timed(lambda: store.rollback())
@@ -238,10 +247,14 @@ def main() -> None:
             ("rollback_s", "rollback", "ms"),
             ("slug_lookup_ms", "reader: spark by slug (median)", "ms*"),
             ("full_scan_ms", "reader: full scan current_sparks", "ms*"),
-            ("prerequisite_graph_ms", "reader: prerequisite graph", "ms*")):
+            ("prerequisite_graph_ms", "reader: prerequisite graph", "ms*"),
+            ("merged_slug_lookup_ms", "reader: spark by slug, merged current", "ms*"),
+            ("merged_full_scan_ms", "reader: full scan, merged current", "ms*"),
+            ("merged_prerequisite_graph_ms", "reader: prerequisite graph, merged", "ms*")):
         scale = 1000 if unit == "ms" else 1
         print(f"{label:40s} {L[key] * scale:10.2f} {S[key] * scale:10.2f}  {unit.rstrip('*')}")
-    print(f"(prerequisite graph of a concept: {L['prerequisite_graph_rows']} / {S['prerequisite_graph_rows']} rows)")
+    print(f"(prerequisite graph of a concept: {L['prerequisite_graph_rows']} / {S['prerequisite_graph_rows']} rows; "
+          f"merged snapshot stored as a delta: {L['merged_is_delta']} / {S['merged_is_delta']})")
     ratios = {
         "merge/full at large (aim <= 0.1)": L["merge_s"] / L["full_import_s"],
         "merge large/small (aim <= 1.5)": L["merge_s"] / S["merge_s"],
@@ -256,6 +269,7 @@ def main() -> None:
         before = json.loads(args.readers_baseline.read_text())[str(large)]
         for key in ("slug_lookup_ms", "full_scan_ms", "prerequisite_graph_ms"):
             ratios[f"reader {key} / baseline (aim <= 1.2)"] = L[key] / before[key]
+            ratios[f"reader {key}, merged current / baseline (aim <= 1.2)"] = L[f"merged_{key}"] / before[key]
     for label, value in ratios.items():
         print(f"ratio {label:55s} {value:6.2f}")
     if "steps" in L:

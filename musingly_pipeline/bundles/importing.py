@@ -42,7 +42,7 @@ from musingly_core.bundle_file import BundleFile, read_bundle
 from musingly_core.gcpause import gc_paused
 from musingly_core.integrity import check_bundle
 from musingly_core.models import ENTITY_KINDS, ImportBundle
-from musingly_core.report import Issue, ValidationReport
+from musingly_core.report import Issue, Severity, ValidationReport
 
 from musingly_pipeline.bundles import import_log, lifecycle, same_bytes
 from musingly_pipeline.bundles.content_hash import content_hash
@@ -180,7 +180,7 @@ def import_bundle(url: str | None, bundle: ImportBundle, options: ImportOptions,
     started = time.perf_counter()
     started_at = datetime.now(timezone.utc)
     if options.merge and report is not None:
-        validate(bundle, report)  # the file itself first; the merged content is checked next
+        validate_patch(bundle, report)  # the file itself first; the merged content is checked next
     removals = _removals(options.remove, options.merge)
     with session(url) as conn:
         planned = plan(conn, bundle, removals, options, report)
@@ -204,6 +204,20 @@ def read(path: str | Path, expect_sha256: str | None = None,
     if not file.valid:
         raise BundleInvalid(file.report, source)
     return file, source
+
+
+def validate_patch(bundle: ImportBundle, report: ValidationReport) -> ValidationReport:
+    """The rules an incremental bundle must meet by itself (no repeated slug, junction or link, no
+    self link, no cycle of its own links), adding its errors to ``report``; raises
+    :class:`BundleInvalid` if one is broken. A reference to a slug it does not define is not one of
+    them: it may be the current snapshot's (a new link between two stored sparks); references are
+    checked on the merged content. Its warnings (a spark in no concept of the patch ...) say nothing
+    of the merged content and are left out."""
+    report.issues.extend(i for i in check_bundle(bundle)
+                         if i.severity is Severity.error and i.code != "BUNDLE_UNKNOWN_REFERENCE")
+    if not report.valid:
+        raise BundleInvalid(report)
+    return report
 
 
 def validate(bundle: ImportBundle, report: ValidationReport) -> ValidationReport:
