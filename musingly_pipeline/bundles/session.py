@@ -29,6 +29,7 @@ _REFUSAL_CODES = {
     "23505": "SNAPSHOT_REFUSED",       # unique_violation: another change won the race
     "P0001": "SNAPSHOT_REFUSED",
     "22P02": "SNAPSHOT_ID_INVALID",    # invalid_text_representation
+    "2BP01": "SNAPSHOT_REFUSED",       # dependent_objects_still_exist: a delta stands on it
 }
 
 SELECT_SNAPSHOTS = ("SELECT id, name, version_label, description, status, parent_id, previous_id, content_hash, "

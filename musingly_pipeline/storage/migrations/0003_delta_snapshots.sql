@@ -65,9 +65,14 @@ BEGIN
 END $$;
 
 -- As in 0001, plus: a delta snapshot's partition checks its references against the effective
--- snapshot (check_delta_references) instead of its own partitions only.
+-- snapshot (check_delta_references) instead of its own partitions only; and the partition is
+-- analyzed before it is attached. A fresh partition has no statistics until autovacuum gets to it,
+-- and the readers' queries were planned blind meanwhile: the prerequisite-graph query took 1.5 s at
+-- 100k sparks right after an import, 33 ms once analyzed. A coarse sample (statistics target 10:
+-- about 0.1 s for all nine tables at 100k sparks, against 0.5 s at the default 100) is enough to plan
+-- joins by id and slug; ANALYZE a partition yourself for finer statistics.
 CREATE OR REPLACE FUNCTION finish_snapshot_partition(p_table text, p_snapshot_id uuid) RETURNS void
-LANGUAGE plpgsql SET enable_nestloop = off AS $$
+LANGUAGE plpgsql SET enable_nestloop = off SET default_statistics_target = 10 AS $$
 DECLARE
     v_name text := snapshot_partition(p_table, p_snapshot_id);
     v_parent regclass := p_table::regclass;
@@ -112,6 +117,7 @@ BEGIN
             END IF;
         END LOOP;
     END IF;
+    EXECUTE format('ANALYZE %I', v_name);
     EXECUTE format('ALTER TABLE %I ATTACH PARTITION %I FOR VALUES IN (%L)', p_table, v_name, p_snapshot_id);
 END $$;
 
