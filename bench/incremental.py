@@ -121,15 +121,55 @@ def reader_keys(bundle: ImportBundle) -> tuple[list[tuple], list[tuple]]:
     return slugs, [(c.slug,) for c in bundle.concepts[-5:]]
 
 
-def readers(url: str, keys: tuple[list[tuple], list[tuple]]) -> dict[str, float]:
+# 0001's views (before issue 19: the current snapshot's partition only, joined on (snapshot_id, id)),
+# made as temporary views to measure them in the same run and database as today's; they read a full
+# current snapshot correctly (a delta's base rows they would miss).
+VIEWS_0001 = {
+    "current_sparks": "SELECT p.* FROM sparks p WHERE p.snapshot_id = (SELECT id FROM current_snapshot)",
+    "current_concept_sparks": (
+        "SELECT j.*, c.slug AS concept_slug, p.slug AS spark_slug FROM concept_sparks j "
+        "JOIN concepts c ON c.snapshot_id = j.snapshot_id AND c.id = j.concept_id "
+        "JOIN sparks p ON p.snapshot_id = j.snapshot_id AND p.id = j.spark_id "
+        "WHERE j.snapshot_id = (SELECT id FROM current_snapshot)"),
+    "current_spark_links": (
+        "SELECT l.*, a.slug AS source_slug, b.slug AS target_slug FROM spark_links l "
+        "JOIN sparks a ON a.snapshot_id = l.snapshot_id AND a.id = l.source_id "
+        "JOIN sparks b ON b.snapshot_id = l.snapshot_id AND b.id = l.target_id "
+        "WHERE l.snapshot_id = (SELECT id FROM current_snapshot)"),
+    "current_concept_links": (
+        "SELECT l.*, a.slug AS source_slug, b.slug AS target_slug FROM concept_links l "
+        "JOIN concepts a ON a.snapshot_id = l.snapshot_id AND a.id = l.source_id "
+        "JOIN concepts b ON b.snapshot_id = l.snapshot_id AND b.id = l.target_id "
+        "WHERE l.snapshot_id = (SELECT id FROM current_snapshot)"),
+}
+
+
+def _on_0001_views(query: str) -> str:
+    for name in sorted(VIEWS_0001, key=len, reverse=True):
+        query = query.replace(f" {name} ", f" v0001_{name[len('current_'):]} ")
+    return query
+
+
+def readers(url: str, keys: tuple[list[tuple], list[tuple]], with_0001: bool = False) -> dict[str, float]:
+    """The readers' queries on the current_* views (medians); with ``with_0001``, the same queries on
+    0001's views too (``*_0001_ms``), the two alternating in three rounds (the median round kept)."""
     slugs, concepts = keys
     with connect(url, autocommit=True) as conn:
+        for name, body in VIEWS_0001.items():
+            conn.execute(f"CREATE TEMP VIEW v0001_{name[len('current_'):]} AS {body}")
         median_ms(conn, FULL_SCAN, [()], 2)  # warm the cache
         rows = len(conn.execute(PREREQUISITE_GRAPH, concepts[0]).fetchall())
-        return {"slug_lookup_ms": median_ms(conn, SLUG_LOOKUP, slugs, 200),
-                "full_scan_ms": median_ms(conn, FULL_SCAN, [()], 7),
-                "prerequisite_graph_ms": median_ms(conn, PREREQUISITE_GRAPH, concepts, 15),
-                "prerequisite_graph_rows": rows}
+        out: dict[str, float] = {"prerequisite_graph_rows": rows}
+        for key, query, params, rounds in (("slug_lookup", SLUG_LOOKUP, slugs, 200),
+                                           ("full_scan", FULL_SCAN, [()], 7),
+                                           ("prerequisite_graph", PREREQUISITE_GRAPH, concepts, 15)):
+            ways = {f"{key}_ms": query} | ({f"{key}_0001_ms": _on_0001_views(query)} if with_0001 else {})
+            seen: dict[str, list[float]] = {name: [] for name in ways}
+            for _ in range(3 if with_0001 else 1):
+                for name, q in ways.items():
+                    seen[name].append(median_ms(conn, q, params, rounds))
+            out.update({name: statistics.median(values) for name, values in seen.items()})
+        return out
 
 
 def rolled_back(url: str, work) -> float:
@@ -187,7 +227,7 @@ def run_size(server: str, sparks: int, content_bytes: int, tmp: Path, with_steps
         keys = reader_keys(bundle)
         patch = patch_file(bundle, tmp / f"patch{sparks}.json", CHANGED)
         del bundle  # this process holds no bundle while it times (a collection of 700k objects is not the import's)
-        r.update(readers(url, keys))
+        r.update(readers(url, keys, with_0001=True))
         merged, r["merge_s"] = timed(lambda: store.import_file(patch, merge=True))
         assert not merged.reused and merged.entity_counts["sparks"] == sparks, merged
         _, r["promote_merged_s"] = timed(lambda: store.promote(merged.import_id))
@@ -248,6 +288,9 @@ def main() -> None:
             ("slug_lookup_ms", "reader: spark by slug (median)", "ms*"),
             ("full_scan_ms", "reader: full scan current_sparks", "ms*"),
             ("prerequisite_graph_ms", "reader: prerequisite graph", "ms*"),
+            ("slug_lookup_0001_ms", "reader: spark by slug, 0001's views", "ms*"),
+            ("full_scan_0001_ms", "reader: full scan, 0001's views", "ms*"),
+            ("prerequisite_graph_0001_ms", "reader: prerequisite graph, 0001's", "ms*"),
             ("merged_slug_lookup_ms", "reader: spark by slug, merged current", "ms*"),
             ("merged_full_scan_ms", "reader: full scan, merged current", "ms*"),
             ("merged_prerequisite_graph_ms", "reader: prerequisite graph, merged", "ms*")):
@@ -265,6 +308,10 @@ def main() -> None:
         "promote large/small (constant: ~1)": L["promote_merged_s"] / S["promote_merged_s"],
         "rollback large/small (constant: ~1)": L["rollback_s"] / S["rollback_s"],
     }
+    for key in ("slug_lookup_ms", "full_scan_ms", "prerequisite_graph_ms"):
+        old = L[key.replace("_ms", "_0001_ms")]
+        ratios[f"reader {key} / 0001's views, same run (aim <= 1.2)"] = L[key] / old
+        ratios[f"reader {key}, merged current / 0001's views, same run (aim <= 1.2)"] = L[f"merged_{key}"] / old
     if args.readers_baseline:
         before = json.loads(args.readers_baseline.read_text())[str(large)]
         for key in ("slug_lookup_ms", "full_scan_ms", "prerequisite_graph_ms"):
