@@ -7,6 +7,7 @@ and 2k), each in its own fresh database on the same server:
 * a re-import of content identical to the current snapshot: the same file, and the same content
   re-serialised (other key order and whitespace, lists reversed), both reused;
 * a ``--merge`` of a file of 100 changed sparks onto the current snapshot, end to end;
+* a ``--merge`` of one new prerequisite link (early -> middle spark; middle -> a later one);
 * promote and rollback (the merged snapshot promoted, the same merge again, then rolled back);
 * a full import of other content with the same row counts (another seed of the generator);
 * readers on the ``current_*`` views: a spark by slug, a full scan of ``current_sparks``, and the
@@ -101,6 +102,23 @@ def patch_file(bundle: ImportBundle, path: Path, n: int) -> Path:
         "metadata": {"generated_at": "2026-12-03T00:00:00+00:00", "source_system": "bench"},
         "sparks": sparks}), encoding="utf-8")
     return path
+
+
+def link_files(bundle: ImportBundle, tmp: Path) -> dict[str, Path]:
+    """Partial bundles of one new prerequisite link: from an early spark to one in the middle, and
+    between two sparks in the middle (a fifth of the bundle apart: never linked by the generator,
+    whose links span at most 1,000 sparks, and never closing a cycle: its links go forward)."""
+    n = len(bundle.sparks)
+    pairs = {"merge_link_early_s": (bundle.sparks[1], bundle.sparks[n // 2]),
+             "merge_link_middle_s": (bundle.sparks[n // 2], bundle.sparks[n // 2 + n // 5])}
+    files = {}
+    for key, (source, target) in pairs.items():
+        files[key] = tmp / f"{key}-{n}.json"
+        files[key].write_text(json.dumps({
+            "schema_version": "1.0.0", "version_label": "bench-link",
+            "metadata": {"generated_at": "2026-12-03T00:00:00+00:00", "source_system": "bench"},
+            "spark_links": [{"source_slug": source.slug, "target_slug": target.slug}]}), encoding="utf-8")
+    return files
 
 
 def median_ms(conn, query: str, params_list: list[tuple], rounds: int) -> float:
@@ -226,6 +244,7 @@ def run_size(server: str, sparks: int, content_bytes: int, tmp: Path, with_steps
         bundle = read_bundle(path).bundle
         keys = reader_keys(bundle)
         patch = patch_file(bundle, tmp / f"patch{sparks}.json", CHANGED)
+        links = link_files(bundle, tmp)
         del bundle  # this process holds no bundle while it times (a collection of 700k objects is not the import's)
         r.update(readers(url, keys, with_0001=True))
         merged, r["merge_s"] = timed(lambda: store.import_file(patch, merge=True))
@@ -236,6 +255,9 @@ def run_size(server: str, sparks: int, content_bytes: int, tmp: Path, with_steps
         r.update({f"merged_{k}": v for k, v in readers(url, keys).items()})
         again, r["merge_again_s"] = timed(lambda: store.import_file(patch, merge=True))  # delivered twice
         assert again.snapshot_id == merged.snapshot_id, again
+        for key, path in links.items():  # one new link: the cycle check searches from its ends
+            linked, r[key] = timed(lambda: store.import_file(path, merge=True))
+            store.delete_draft(linked.snapshot_id)
         _, r["rollback_s"] = timed(lambda: store.rollback())
         # a full import of other content with the current snapshot's row counts (another seed):
         # what recognising identical content before loading must not make slower
@@ -283,6 +305,8 @@ def main() -> None:
             ("full_import_same_counts_s", "full import, other content, same counts", "s"),
             ("merge_s", f"merge of {CHANGED} changed sparks", "s"),
             ("merge_again_s", "the same merge again (changes nothing)", "s"),
+            ("merge_link_early_s", "merge of one link, early -> middle spark", "s"),
+            ("merge_link_middle_s", "merge of one link, middle -> later spark", "s"),
             ("promote_s", "promote (first)", "ms"), ("promote_merged_s", "promote (merged)", "ms"),
             ("rollback_s", "rollback", "ms"),
             ("slug_lookup_ms", "reader: spark by slug (median)", "ms*"),
@@ -304,6 +328,8 @@ def main() -> None:
         "same-file re-import/full at large (aim <= 0.35)": L["reimport_same_file_s"] / L["full_import_s"],
         "re-serialised re-import/full at large (aim <= 0.35)": L["reimport_reserialised_s"] / L["full_import_s"],
         "same merge again/full at large": L["merge_again_s"] / L["full_import_s"],
+        "one-link merge (middle) / full at large": L["merge_link_middle_s"] / L["full_import_s"],
+        "one-link merge (middle) large/small": L["merge_link_middle_s"] / S["merge_link_middle_s"],
         "same-counts full import/full at large (not slower: ~1)": L["full_import_same_counts_s"] / L["full_import_s"],
         "promote large/small (constant: ~1)": L["promote_merged_s"] / S["promote_merged_s"],
         "rollback large/small (constant: ~1)": L["rollback_s"] / S["rollback_s"],

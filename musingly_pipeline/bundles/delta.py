@@ -118,6 +118,10 @@ class _Reader:
 
     def __init__(self, conn: psycopg.Connection, snapshot_id: uuid.UUID):
         self.conn, self.snapshot_id = conn, snapshot_id
+        self._patch_slugs: dict[uuid.UUID, str] = {}  # ids of entities only the patch defines
+
+    def know_patch(self, kind: str, slugs: Iterable[str]) -> None:
+        self._patch_slugs.update((entity_id(kind, slug), slug) for slug in slugs)
 
     def rows(self, kind: str, where: sql.Composable, params: dict) -> dict[str, object]:
         """key -> contract row of ``kind`` in the snapshot matching ``where`` (on ``x``)."""
@@ -143,6 +147,19 @@ class _Reader:
             model = build(values)
             out[row_key(kind, model)] = model
         return out
+
+    def edges(self, name: str, column: str, ids: list[uuid.UUID]) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        """(source id, target id) of the snapshot's ``name`` links whose ``column`` is in ``ids``."""
+        return self.conn.execute(
+            sql.SQL("SELECT x.source_id, x.target_id FROM {} x WHERE x.{} = ANY(%(a)s::uuid[])").format(
+                rows_of(name), sql.Identifier(column)), {"s": self.snapshot_id, "a": ids}).fetchall()
+
+    def slugs(self, kind: str, ids: list[uuid.UUID]) -> list[str]:
+        """The slugs of entities ``ids`` of ``kind`` (uuid5 of the slug: the patch's as well), in order."""
+        found = dict(self.conn.execute(
+            sql.SQL("SELECT x.id, x.slug FROM {} x WHERE x.id = ANY(%(a)s::uuid[])").format(rows_of(kind)),
+            {"s": self.snapshot_id, "a": ids}).fetchall())
+        return [found.get(i, self._patch_slugs.get(i, str(i))) for i in ids]
 
     def by_keys(self, kind: str, keys: Iterable[str]) -> dict[str, object]:
         keys = list(keys)
@@ -282,6 +299,7 @@ def check_delta(read: _Reader, patch: ImportBundle, plan: DeltaPlan) -> list[Iss
         for key, source, target in new_edges:
             if cycles >= _CYCLE_LIMIT:
                 break
+            read.know_patch(kind, plan.upserts[kind])
             loop = _path_between(read, name, kind, plan, target, source, present)
             if loop is not None:
                 cycles += 1
@@ -301,35 +319,60 @@ def check_delta(read: _Reader, patch: ImportBundle, plan: DeltaPlan) -> list[Iss
 def _path_between(read: _Reader, name: str, kind: str, plan: DeltaPlan, start: str, goal: str,
                   present) -> list[str] | None:
     """A path of merged ``name`` links from ``start`` to ``goal`` (slugs, both ends included), or
-    None: breadth first, one query per level for the parent's links out of the frontier. A link of
+    None. Searched from both ends at once, a level at a time, always on the smaller frontier: forward
+    over links out of ``start``'s side, backward over links into ``goal``'s side (one indexed query
+    per level), until the two meet or one side runs out. A new link from an early spark to a late one
+    (no cycle) then costs the early spark's few ancestors, not the late one's descendants. A link of
     the patch to an unknown entity is no edge (it is an error of its own, as in ``check_bundle``)."""
-    upserted: dict[str, list[str]] = {}
+    as_id = {}
+
+    def ident(slug: str) -> uuid.UUID:
+        value = as_id.get(slug)
+        if value is None:
+            value = as_id[slug] = entity_id(kind, slug)
+        return value
+
+    out_new: dict[uuid.UUID, list[uuid.UUID]] = {}
+    in_new: dict[uuid.UUID, list[uuid.UUID]] = {}
     for link in plan.upserts[name].values():
         if present(kind, link.source_slug) and present(kind, link.target_slug):
-            upserted.setdefault(link.source_slug, []).append(link.target_slug)
-    removed = plan.removed[name]
-    came_from = {start: None}
-    frontier = [start]
-    while frontier:
-        stored = read.referring(name, "source_id", (entity_id(kind, s) for s in frontier))
-        out: dict[str, list[str]] = {}
-        for key, link in stored.items():
-            if key not in removed and key not in plan.upserts[name]:
-                out.setdefault(link.source_slug, []).append(link.target_slug)
-        next_frontier = []
+            a, b = ident(link.source_slug), ident(link.target_slug)
+            out_new.setdefault(a, []).append(b)
+            in_new.setdefault(b, []).append(a)
+    hidden = {tuple(ident(s) for s in _pair(key)) for key in (*plan.removed[name], *plan.upserts[name])}
+    sides = {"forward": ({ident(start): None}, [ident(start)], "source_id", out_new),
+             "backward": ({ident(goal): None}, [ident(goal)], "target_id", in_new)}
+    while sides["forward"][1] and sides["backward"][1]:
+        direction = min(sides, key=lambda d: len(sides[d][1]))
+        came, frontier, column, new = sides[direction]
+        other = sides["backward" if direction == "forward" else "forward"][0]
+        step: dict[uuid.UUID, list[uuid.UUID]] = {}
+        for a, b in read.edges(name, column, frontier):
+            if (a, b) not in hidden:
+                here, there = (a, b) if direction == "forward" else (b, a)
+                step.setdefault(here, []).append(there)
+        following = []
         for node in frontier:
-            for nxt in (*upserted.get(node, ()), *out.get(node, ())):
-                if nxt in came_from:
+            for nxt in (*new.get(node, ()), *step.get(node, ())):
+                if nxt in came:
                     continue
-                came_from[nxt] = node
-                if nxt == goal:
+                came[nxt] = node
+                if nxt in other:
+                    forward, backward = sides["forward"][0], sides["backward"][0]
                     path = [nxt]
-                    while came_from[path[-1]] is not None:
-                        path.append(came_from[path[-1]])
-                    return path[::-1]
-                next_frontier.append(nxt)
-        frontier = next_frontier
+                    while forward[path[0]] is not None:
+                        path.insert(0, forward[path[0]])
+                    while backward[path[-1]] is not None:
+                        path.append(backward[path[-1]])
+                    return read.slugs(kind, path)
+                following.append(nxt)
+        sides[direction] = (came, following, column, new)
     return None
+
+
+def _pair(key: str) -> tuple[str, str]:
+    source, _, target = key.partition(" -> ")
+    return source, target
 
 
 def _touched_warnings(read: _Reader, plan: DeltaPlan, path, present, exist) -> list[Issue]:
