@@ -9,9 +9,14 @@ in the order they run, and each takes what it needs from the step before (nothin
 1. :func:`read`: the file's bytes, once: parsed against the contracts, hashed (a staged bundle
    must have the hash it was staged under). A file that does not parse never reaches the database.
 2. :func:`validate`: every integrity and graph rule (``check_bundle``), the one place they run. A
-   merge checks the file first, then the merged content; a full import checks while it loads.
+   merge checks the file first (:func:`validate_patch`: its own rules, not its references), then
+   the merged content; a full import checks while it loads.
 3. :func:`plan`: a full import (refused if it would drop most of the current sparks) or a merge
-   onto the current snapshot (its content read, the bundle's rows replacing or adding by slug).
+   onto the current snapshot, the bundle's rows replacing or adding by slug. A merge is planned as
+   a delta on the current snapshot's base when :class:`~.delta.DeltaPolicy` allows
+   (:mod:`~musingly_pipeline.bundles.delta`: only the rows it touches are read, the rules it can
+   break checked on the merged result, the hash from the base's sums); otherwise the current
+   content is read back, merged and checked whole, and written as a full snapshot.
 4. :func:`load`: one transaction: if the current snapshot has the bundle's row counts, the bundle
    is hashed first, and content identical to the current snapshot reuses it without loading
    anything. Otherwise: the snapshot row, COPY of every table into its own partition in a thread
@@ -19,7 +24,8 @@ in the order they run, and each takes what it needs from the step before (nothin
    under the content hash's lock either ``finalize_import`` or, if a ready or current snapshot has
    the same content, a rollback of the load and reuse of that snapshot. Nothing is visible
    until it commits; a killed process leaves no rows, and its log is marked failed by the next
-   command. A bundle that breaks a rule leaves nothing, not even its log row.
+   command. A bundle that breaks a rule leaves nothing, not even its log row. A delta merge writes
+   its masks and its own rows only (:func:`~.delta.load_delta`), in the same transaction.
 5. :func:`finalize`: with ``promote``, ``promote_import`` in its own transaction.
 6. :func:`record`: the lifecycle signals, after the commit.
 
