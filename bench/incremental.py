@@ -255,8 +255,8 @@ def run_size(server: str, sparks: int, content_bytes: int, tmp: Path, with_steps
         r.update({f"merged_{k}": v for k, v in readers(url, keys).items()})
         again, r["merge_again_s"] = timed(lambda: store.import_file(patch, merge=True))  # delivered twice
         assert again.snapshot_id == merged.snapshot_id, again
-        for key, path in links.items():  # one new link: the cycle check searches from its ends
-            linked, r[key] = timed(lambda: store.import_file(path, merge=True))
+        for key, link in links.items():  # one new link: the cycle check searches from its ends
+            linked, r[key] = timed(lambda: store.import_file(link, merge=True))
             store.delete_draft(linked.snapshot_id)
         _, r["rollback_s"] = timed(lambda: store.rollback())
         # a full import of other content with the current snapshot's row counts (another seed):

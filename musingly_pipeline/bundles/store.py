@@ -148,12 +148,21 @@ class SnapshotStore:
 
     def cleanup(self, keep: int) -> int:
         """Keep the ``keep`` (at least 1) most recently published snapshots; delete older archived
-        ones; return how many were deleted."""
+        ones, except a base a kept snapshot stands on (:meth:`bases_kept`); return how many were deleted."""
         if keep < 1:
             raise SnapshotError("CLEANUP_KEEP_INVALID", f"keep must be at least 1, not {keep} (the current snapshot "
                                 "is always kept): --keep N; `keep` in Dagster", usage=True)
         with session(self.url) as conn, refusals(), conn.transaction():
             return conn.execute("SELECT cleanup_old_snapshots(%s)", (keep,)).fetchone()[0]
+
+    def bases_kept(self, keep: int) -> list[SnapshotInfo]:
+        """The archived snapshots past the ``keep`` most recently published that cleanup keeps
+        because a kept (merged, delta) snapshot stands on them; they go with their last dependant."""
+        rows = self.list_snapshots()
+        published = sorted((r for r in rows if r.status in ("current", "archived")),
+                           key=lambda r: (r.status != "current", -(r.promoted_at.timestamp() if r.promoted_at else 0)))
+        bases = {r.base_id for r in rows if r.base_id is not None}
+        return [r for r in published[keep:] if r.id in bases]
 
     def diff(self, from_id: uuid.UUID | str | None = None, to_id: uuid.UUID | str | None = None) -> SnapshotDiff:
         """Added, removed and changed rows from ``from_id`` (default: current) to ``to_id`` (default:

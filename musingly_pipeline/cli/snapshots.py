@@ -239,8 +239,12 @@ def _delete_draft(args) -> int:
 
 
 def _cleanup(args) -> int:
-    deleted = SnapshotStore().cleanup(args.keep)
+    store = SnapshotStore()
+    deleted = store.cleanup(args.keep)
     print(f"deleted {deleted} archived snapshot(s); kept the {args.keep} most recently published")
+    for held in store.bases_kept(args.keep):
+        print(f"  also kept {held.version_label} ({held.id}): a kept merged snapshot stores only its "
+              "changes on top of it; it goes with the last snapshot that stands on it")
     return EXIT_OK
 
 
