@@ -8,6 +8,7 @@ and 2k), each in its own fresh database on the same server:
   re-serialised (other key order and whitespace, lists reversed), both reused;
 * a ``--merge`` of a file of 100 changed sparks onto the current snapshot, end to end;
 * a ``--merge`` of one new prerequisite link (early -> middle spark; middle -> a later one);
+* the diff of the merged snapshot against the full import, and its export;
 * promote and rollback (the merged snapshot promoted, the same merge again, then rolled back);
 * a full import of other content with the same row counts (another seed of the generator);
 * readers on the ``current_*`` views: a spark by slug, a full scan of ``current_sparks``, and the
@@ -249,6 +250,8 @@ def run_size(server: str, sparks: int, content_bytes: int, tmp: Path, with_steps
         r.update(readers(url, keys, with_0001=True))
         merged, r["merge_s"] = timed(lambda: store.import_file(patch, merge=True))
         assert not merged.reused and merged.entity_counts["sparks"] == sparks, merged
+        _, r["diff_merged_s"] = timed(lambda: store.diff(full.snapshot_id, merged.snapshot_id))
+        _, r["export_merged_s"] = timed(lambda: store.export_bundle(merged.snapshot_id))
         _, r["promote_merged_s"] = timed(lambda: store.promote(merged.import_id))
         # the readers again, the merged snapshot current (a delta on the first one, if it is stored so)
         r["merged_is_delta"] = store.get_snapshot(merged.snapshot_id).base_id is not None
@@ -307,6 +310,8 @@ def main() -> None:
             ("merge_again_s", "the same merge again (changes nothing)", "s"),
             ("merge_link_early_s", "merge of one link, early -> middle spark", "s"),
             ("merge_link_middle_s", "merge of one link, middle -> later spark", "s"),
+            ("diff_merged_s", "diff, full import -> merged", "s"),
+            ("export_merged_s", "export of the merged snapshot", "s"),
             ("promote_s", "promote (first)", "ms"), ("promote_merged_s", "promote (merged)", "ms"),
             ("rollback_s", "rollback", "ms"),
             ("slug_lookup_ms", "reader: spark by slug (median)", "ms*"),

@@ -119,6 +119,18 @@ BEGIN
     END IF;
     EXECUTE format('ANALYZE %I', v_name);
     EXECUTE format('ALTER TABLE %I ATTACH PARTITION %I FOR VALUES IN (%L)', p_table, v_name, p_snapshot_id);
+    -- The parent's own statistics (over all its partitions) are what the planner uses to estimate
+    -- a join of two partitioned tables by id; without them it took every id for 1 in 200 and planned
+    -- a diff of 20k sparks' links as a hash join of 10^14 rows (24 s, 0.17 s once analyzed). Autovacuum
+    -- never analyzes a partitioned table, so the first full import does, on its key columns (ids and
+    -- slugs); ids keep their share of distinct values as partitions are added, so once is enough.
+    IF v_base IS NULL AND NOT EXISTS (SELECT 1 FROM pg_stats WHERE schemaname = current_schema()
+                                      AND tablename = p_table AND inherited) THEN
+        EXECUTE format('ANALYZE %I (%s)', p_table,
+                       (SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
+                        WHERE attrelid = v_parent AND attnum > 0 AND NOT attisdropped
+                          AND (atttypid = 'uuid'::regtype OR attname = 'slug')));
+    END IF;
 END $$;
 
 -- As in 0001, plus: a snapshot another one stands on (its base) is refused before anything is dropped.
