@@ -35,15 +35,22 @@ import psycopg
 from psycopg import sql
 
 from musingly_core.models import ENTITY_KINDS, ImportBundle
-from musingly_core.report import Issue, error, warning
+from musingly_core.integrity import cycle_found, empty_concept, orphan_spark, published_in_unpublished, self_link
+from musingly_core.report import Issue, error
 
 from musingly_pipeline.bundles.content_hash import ContentSums
 from musingly_pipeline.bundles.errors import RemovalError
 from musingly_pipeline.bundles.loader import (
-    KEY_COLUMNS, TABLES, Progress, _key_ids, copy_rows, entity_id, snapshot_partition, table_rows,
+    KEY_COLUMNS, TABLES, Progress, _key_ids, copy_rows, copy_unchanged, entity_id, snapshot_partition, table_rows,
 )
+from musingly_pipeline.bundles.merge import DEPENDENT_ROWS
 from musingly_pipeline.bundles.models import SnapshotInfo
 from musingly_pipeline.bundles.projections import MODELS, row_key, rows_of, trusted_builder
+
+def _id_column(slug_field: str) -> str:
+    """The table column holding the id a contract's slug field names: ``domain_slug`` -> ``domain_id``."""
+    return slug_field.removesuffix("_slug") + "_id"
+
 
 _SINGULAR = {"domains": "domain", "trails": "trail", "concepts": "concept", "sparks": "spark", "beacons": "beacon"}
 # Per kind, its references: (field, kind referred to).
@@ -59,16 +66,11 @@ _REFERENCES = {
 # it (an entity referring to a removed one makes the merge invalid).
 _REFERRERS = {"domains": (("trails", "domain_id", "domain_slug"),),
               "trails": (("concepts", "trail_id", "trail_slug"),)}
-# Entity kind -> the (kind, id column) of junction and link rows removed with it.
-_DEPENDENTS = {
-    "concepts": (("concept_sparks", "concept_id"), ("concept_links", "source_id"), ("concept_links", "target_id")),
-    "sparks": (("concept_sparks", "spark_id"), ("spark_beacons", "spark_id"), ("spark_links", "source_id"),
-               ("spark_links", "target_id")),
-    "beacons": (("spark_beacons", "beacon_id"),),
-}
+# Entity kind -> the (kind, id column) of junction and link rows removed with it (merge's table).
+_DEPENDENTS = {kind: tuple((dependent, _id_column(f)) for dependent, fields in rows for f in fields)
+               for kind, rows in DEPENDENT_ROWS.items()}
 _LINK_KIND = {"spark_links": "sparks", "concept_links": "concepts"}
 _CYCLE_LIMIT = 10
-_CYCLE_SHOWN = 12
 
 
 @dataclass(frozen=True)
@@ -131,22 +133,16 @@ class _Reader:
                 sql.SQL(", ").join(sql.Identifier("x", c) for c in columns), rows_of(kind), where),
                 {"s": self.snapshot_id, **params})
             found = [dict(zip(columns, row)) for row in cur.fetchall()]
-        fields = list(MODELS[kind].model_fields)
-        slugs: dict[str, dict[uuid.UUID, str]] = {}
-        for fname, target in _REFERENCES.get(kind, ()):
-            column = fname[:-len("_slug")] + "_id"
+        for fname, target in _REFERENCES.get(kind, ()):  # each id referred to, as its slug
+            column = _id_column(fname)
             ids = list({r[column] for r in found if r[column] is not None})
-            slugs[fname] = dict(self.conn.execute(
-                sql.SQL("SELECT x.id, x.slug FROM {} x WHERE x.id = ANY(%(a)s::uuid[])").format(rows_of(target)),
-                {"s": self.snapshot_id, "a": ids}).fetchall()) if ids else {}
+            slug_of = dict(zip(ids, self.slugs(target, ids))) if ids else {}
+            for r in found:
+                r[fname] = slug_of.get(r[column])
+        fields = list(MODELS[kind].model_fields)
         build = trusted_builder(MODELS[kind], fields)
-        out = {}
-        for r in found:
-            values = tuple(r[f] if f not in slugs else (None if r[f[:-5] + "_id"] is None else slugs[f][r[f[:-5] + "_id"]])
-                           for f in fields)
-            model = build(values)
-            out[row_key(kind, model)] = model
-        return out
+        models = (build(tuple(r[f] for f in fields)) for r in found)
+        return {row_key(kind, m): m for m in models}
 
     def edges(self, name: str, column: str, ids: list[uuid.UUID]) -> list[tuple[uuid.UUID, uuid.UUID]]:
         """(source id, target id) of the snapshot's ``name`` links whose ``column`` is in ``ids``."""
@@ -276,7 +272,7 @@ def check_delta(read: _Reader, patch: ImportBundle, plan: DeltaPlan) -> list[Iss
                                         "the slug (the current snapshot has none, or this merge removes it)"))
     # 2. nothing left refers to a removed entity (junctions and links went with it)
     for kind, referrers in _REFERRERS.items():
-        gone = [slug for slug in removed[kind]]
+        gone = list(removed[kind])
         for referrer, column, fname in referrers:
             for key, row in read.referring(referrer, column, (entity_id(kind, s) for s in gone)).items():
                 if key in removed[referrer] or key in upserts[referrer]:
@@ -290,9 +286,7 @@ def check_delta(read: _Reader, patch: ImportBundle, plan: DeltaPlan) -> list[Iss
         new_edges = []
         for key, link in upserts[name].items():
             if link.source_slug == link.target_slug:
-                issues.append(error("BUNDLE_SELF_LINK", path(name, key),
-                                    f"`{link.source_slug}` links to itself; a {_SINGULAR[kind]} cannot be its own "
-                                    "prerequisite, remove this link"))
+                issues.append(self_link(path(name, key), link.source_slug, kind))
             elif key not in plan.replaced[name] and present(kind, link.source_slug) and present(kind, link.target_slug):
                 new_edges.append((key, link.source_slug, link.target_slug))
         cycles = 0
@@ -302,14 +296,8 @@ def check_delta(read: _Reader, patch: ImportBundle, plan: DeltaPlan) -> list[Iss
             read.know_patch(kind, plan.upserts[kind])
             loop = _path_between(read, name, kind, plan, target, source, present)
             if loop is not None:
-                cycles += 1
-                names = [f"`{s}`" for s in [source, *loop]]
-                if len(names) > _CYCLE_SHOWN:
-                    hidden = len(names) - _CYCLE_SHOWN
-                    names = [*names[:6], f"... {hidden} more ...", *names[-(_CYCLE_SHOWN - 6):]]
-                issues.append(error("BUNDLE_CYCLE", path(name, key),
-                                    f"{name} form a cycle: {' -> '.join(names)}; a prerequisite graph must be "
-                                    "acyclic, remove or reverse one of these links (this one closes the loop)"))
+                cycles += 1  # the new link, then the path back from its target to its source
+                issues.append(cycle_found(path(name, key), name, [source, *loop[:-1]]))
     if issues:  # refused: the warnings would be about content that is not imported
         return issues
     issues.extend(_touched_warnings(read, plan, path, present, exist))
@@ -396,13 +384,10 @@ def _touched_warnings(read: _Reader, plan: DeltaPlan, path, present, exist) -> l
 
     in_concept = joined("spark_id", {s for s in sparks if present("sparks", s)}, "sparks", "spark_slug")
     for slug in sorted(s for s in sparks if present("sparks", s) and s not in in_concept):
-        issues.append(warning("BUNDLE_ORPHAN_SPARK", path("sparks", slug),
-                              f"spark `{slug}` is in no concept, so no trail leads to it; "
-                              "add a concept_sparks row if that is not intended"))
+        issues.append(orphan_spark(path("sparks", slug), slug))
     with_sparks = joined("concept_id", {c for c in concepts if present("concepts", c)}, "concepts", "concept_slug")
     for slug in sorted(c for c in concepts if present("concepts", c) and c not in with_sparks):
-        issues.append(warning("BUNDLE_EMPTY_CONCEPT", path("concepts", slug),
-                              f"concept `{slug}` has no sparks; add concept_sparks rows or drop the concept"))
+        issues.append(empty_concept(path("concepts", slug), slug))
     trails = dict(upserts["trails"])
     unpublished = [d for d, row in upserts["domains"].items() if not row.is_published]
     for key, row in read.referring("trails", "domain_id", (entity_id("domains", d) for d in unpublished)).items():
@@ -414,9 +399,7 @@ def _touched_warnings(read: _Reader, plan: DeltaPlan, path, present, exist) -> l
         trail = trails[key]
         domain = upserts["domains"].get(trail.domain_slug) or stored_domains.get(trail.domain_slug)
         if trail.is_published and domain is not None and domain.is_published is False:
-            issues.append(warning("BUNDLE_PUBLISHED_IN_UNPUBLISHED", f"{path('trails', key)}.is_published",
-                                  f"trail `{key}` is published but its domain `{trail.domain_slug}` is not, "
-                                  "so readers cannot reach it; publish the domain or unpublish the trail"))
+            issues.append(published_in_unpublished(f"{path('trails', key)}.is_published", key, trail.domain_slug))
     return issues
 
 
@@ -462,28 +445,10 @@ def load_delta(conn: psycopg.Connection, snapshot_id: uuid.UUID, plan: DeltaPlan
             if not carry and not plan.upserts[kind]:
                 continue
             with snapshot_partition(cursor, kind, snapshot_id) as table:
-                n = _carry(cursor, kind, table.name, snapshot_id, plan.parent.id, dropped) if carry else 0
+                n = copy_unchanged(cursor, TABLES[kind], snapshot_id, plan.parent.id, set(dropped), table) if carry else 0
                 if plan.upserts[kind]:
                     n += copy_rows(cursor, table, rows[kind])
             total += n
             if progress is not None:
                 progress(kind, n, n)
     return total
-
-
-def _carry(cursor: psycopg.Cursor, kind: str, target: str, snapshot_id: uuid.UUID, parent_id: uuid.UUID,
-           dropped: list[str]) -> int:
-    """INSERT ... SELECT the parent delta's own rows of ``kind`` except the keys ``dropped``."""
-    table, keys = TABLES[kind], KEY_COLUMNS[kind]
-    arrays = list(zip(*(_key_ids(kind, k) for k in dropped))) or [() for _ in keys]
-    names = sql.SQL(", ").join(sql.Identifier(f"k{i}") for i in range(len(keys)))
-    cursor.execute(sql.SQL(
-        "INSERT INTO {target} ({cols}) SELECT %s, {rest} FROM {t} WHERE snapshot_id = %s "
-        "AND ({key}) NOT IN (SELECT {names} FROM unnest({unnest}) AS u({names}))").format(
-        target=sql.Identifier(target), t=sql.Identifier(kind),
-        cols=sql.SQL(", ").join(map(sql.Identifier, table.columns)),
-        rest=sql.SQL(", ").join(map(sql.Identifier, table.columns[1:])),
-        key=sql.SQL(", ").join(map(sql.Identifier, keys)), names=names,
-        unnest=sql.SQL(", ").join(sql.SQL("%s::uuid[]") for _ in keys)),
-        (snapshot_id, parent_id, *(list(a) for a in arrays)))
-    return cursor.rowcount

@@ -19,7 +19,7 @@ from musingly_pipeline.bundles.projections import row_key
 
 _ENTITY_KINDS = ("domains", "trails", "concepts", "sparks", "beacons")
 # For each entity kind, the (relationship kind, slug fields) rows that disappear with it.
-_DEPENDENT_ROWS = {
+DEPENDENT_ROWS = {
     "concepts": (("concept_sparks", ("concept_slug",)), ("concept_links", ("source_slug", "target_slug"))),
     "sparks": (("concept_sparks", ("spark_slug",)), ("spark_beacons", ("spark_slug",)),
                ("spark_links", ("source_slug", "target_slug"))),
@@ -61,7 +61,7 @@ def merge_bundles(base: ImportBundle, patch: ImportBundle, remove: Iterable[tupl
                                f"cannot remove {kind} `{key}`: the current snapshot has no such row")
         if kind in removed_slugs:
             removed_slugs[kind].add(key)
-    for kind, dependents in _DEPENDENT_ROWS.items():
+    for kind, dependents in DEPENDENT_ROWS.items():
         gone = removed_slugs[kind]
         if not gone:
             continue

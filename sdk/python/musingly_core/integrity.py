@@ -119,11 +119,7 @@ def _links(rows: Sequence, name: str, kind: str, slugs: dict[str, int],
         ok = suggester.check(issues, kind, source, f"{name}[{i}].source_slug")
         ok = suggester.check(issues, kind, target, f"{name}[{i}].target_slug") and ok
         if source == target:
-            issues.append(error(
-                "BUNDLE_SELF_LINK", f"{name}[{i}]",
-                f"`{source}` links to itself; a {_SINGULAR[kind]} cannot be its own prerequisite, "
-                "remove this link",
-            ))
+            issues.append(self_link(f"{name}[{i}]", source, kind))
             continue
         first = seen.setdefault((source, target), i)
         if first != i:
@@ -140,18 +136,7 @@ def _links(rows: Sequence, name: str, kind: str, slugs: dict[str, int],
         return
     slug_of = list(node)
     for cycle in find_cycles(len(slug_of), edges, limit=_CYCLE_LIMIT):
-        row = edge_rows[cycle.back_edge]
-        names = [f"`{slug_of[n]}`" for n in cycle.nodes]
-        names.append(names[0])
-        if len(names) > _CYCLE_SHOWN:  # a 100k-step cycle: show both ends, count the middle
-            hidden = len(names) - _CYCLE_SHOWN
-            names = [*names[:6], f"... {hidden} more ...", *names[-(_CYCLE_SHOWN - 6):]]
-        loop = " -> ".join(names)
-        issues.append(error(
-            "BUNDLE_CYCLE", f"{name}[{row}]",
-            f"{name} form a cycle: {loop}; a prerequisite graph must be acyclic, "
-            "remove or reverse one of these links (this one closes the loop)",
-        ))
+        issues.append(cycle_found(f"{name}[{edge_rows[cycle.back_edge]}]", name, [slug_of[n] for n in cycle.nodes]))
 
 
 def _warnings(bundle: ImportBundle, index: dict[str, dict[str, int]]) -> Iterable[Issue]:
@@ -159,22 +144,45 @@ def _warnings(bundle: ImportBundle, index: dict[str, dict[str, int]]) -> Iterabl
     with_sparks = {row.concept_slug for row in bundle.concept_sparks}
     for i, spark in enumerate(bundle.sparks):
         if spark.slug not in in_concept and index["sparks"].get(spark.slug) == i:
-            yield warning(
-                "BUNDLE_ORPHAN_SPARK", f"sparks[{i}]",
-                f"spark `{spark.slug}` is in no concept, so no trail leads to it; "
-                "add a concept_sparks row if that is not intended",
-            )
+            yield orphan_spark(f"sparks[{i}]", spark.slug)
     for i, concept in enumerate(bundle.concepts):
         if concept.slug not in with_sparks and index["concepts"].get(concept.slug) == i:
-            yield warning(
-                "BUNDLE_EMPTY_CONCEPT", f"concepts[{i}]",
-                f"concept `{concept.slug}` has no sparks; add concept_sparks rows or drop the concept",
-            )
+            yield empty_concept(f"concepts[{i}]", concept.slug)
     published_domain = {d.slug: d.is_published for d in bundle.domains}
     for i, trail in enumerate(bundle.trails):
         if trail.is_published and published_domain.get(trail.domain_slug) is False:
-            yield warning(
-                "BUNDLE_PUBLISHED_IN_UNPUBLISHED", f"trails[{i}].is_published",
-                f"trail `{trail.slug}` is published but its domain `{trail.domain_slug}` is not, "
-                "so readers cannot reach it; publish the domain or unpublish the trail",
-            )
+            yield published_in_unpublished(f"trails[{i}].is_published", trail.slug, trail.domain_slug)
+
+
+# One builder per rule's issue, shared with whatever checks the rules another way (the pipeline
+# checks a merge over the rows it changes): the same code, the same words, wherever it is found.
+
+def self_link(path: str, slug: str, kind: str) -> Issue:
+    return error("BUNDLE_SELF_LINK", path, f"`{slug}` links to itself; a {_SINGULAR[kind]} cannot be its own "
+                 "prerequisite, remove this link")
+
+
+def cycle_found(path: str, name: str, slugs: Sequence[str]) -> Issue:
+    """``slugs``: the cycle's nodes in order, the first not repeated at the end."""
+    names = [f"`{slug}`" for slug in slugs]
+    names.append(names[0])
+    if len(names) > _CYCLE_SHOWN:  # a 100k-step cycle: show both ends, count the middle
+        hidden = len(names) - _CYCLE_SHOWN
+        names = [*names[:6], f"... {hidden} more ...", *names[-(_CYCLE_SHOWN - 6):]]
+    return error("BUNDLE_CYCLE", path, f"{name} form a cycle: {' -> '.join(names)}; a prerequisite graph must be "
+                 "acyclic, remove or reverse one of these links (this one closes the loop)")
+
+
+def orphan_spark(path: str, slug: str) -> Issue:
+    return warning("BUNDLE_ORPHAN_SPARK", path, f"spark `{slug}` is in no concept, so no trail leads to it; "
+                   "add a concept_sparks row if that is not intended")
+
+
+def empty_concept(path: str, slug: str) -> Issue:
+    return warning("BUNDLE_EMPTY_CONCEPT", path, f"concept `{slug}` has no sparks; add concept_sparks rows or "
+                   "drop the concept")
+
+
+def published_in_unpublished(path: str, trail: str, domain: str) -> Issue:
+    return warning("BUNDLE_PUBLISHED_IN_UNPUBLISHED", path, f"trail `{trail}` is published but its domain "
+                   f"`{domain}` is not, so readers cannot reach it; publish the domain or unpublish the trail")
