@@ -92,7 +92,7 @@ class DeltaPlan:
 
     parent: SnapshotInfo
     base_id: uuid.UUID
-    parent_is_delta: bool
+    parent_rows: dict[str, int]  # the parent delta's own rows per table (empty: the parent is full)
     upserts: dict[str, dict[str, object]]
     removed: dict[str, dict[str, object]]
     replaced: dict[str, dict[str, object]]
@@ -175,12 +175,12 @@ class _Reader:
         return self.rows(kind, sql.SQL("x.{} = ANY(%(a)s::uuid[])").format(sql.Identifier(column)), {"a": ids})
 
 
-def delta_size(conn: psycopg.Connection, snapshot_id: uuid.UUID) -> int:
-    """Rows and masks a delta snapshot keeps of its own (0 for a full one's base side)."""
-    query = sql.SQL(" + ").join(
-        sql.SQL("(SELECT count(*) FROM {} WHERE snapshot_id = %(s)s)").format(sql.Identifier(t)) for t in TABLES)
-    return conn.execute(sql.SQL("SELECT {} + (SELECT count(*) FROM snapshot_masks WHERE snapshot_id = %(s)s)")
-                        .format(query), {"s": snapshot_id}).fetchone()[0]
+def delta_rows(conn: psycopg.Connection, snapshot_id: uuid.UUID) -> dict[str, int]:
+    """Per table, the rows a delta snapshot keeps of its own, and its masks (``snapshot_masks``)."""
+    query = sql.SQL(" UNION ALL ").join(
+        sql.SQL("SELECT {}, count(*) FROM {} WHERE snapshot_id = %(s)s").format(sql.Literal(t), sql.Identifier(t))
+        for t in (*TABLES, "snapshot_masks"))
+    return dict(conn.execute(query, {"s": snapshot_id}).fetchall())
 
 
 def plan_delta(conn: psycopg.Connection, parent: SnapshotInfo, patch: ImportBundle,
@@ -195,7 +195,8 @@ def plan_delta(conn: psycopg.Connection, parent: SnapshotInfo, patch: ImportBund
     base_id, sums = row[0] or parent.id, ContentSums.from_json(row[1])
     base_rows = sum(parent.entity_counts.values()) if row[0] is None else sum(
         conn.execute("SELECT entity_counts FROM snapshots WHERE id = %s", (base_id,)).fetchone()[0].values())
-    own = delta_size(conn, parent.id) if row[0] is not None else 0
+    parent_rows = delta_rows(conn, parent.id) if row[0] is not None else {}
+    own = sum(parent_rows.values())
     budget = policy.max_share * base_rows
     patch_rows = sum(len(getattr(patch, k)) for k in ENTITY_KINDS)
     if base_rows < policy.min_base_rows or own + 2 * patch_rows + len(removals) > budget:
@@ -232,7 +233,7 @@ def plan_delta(conn: psycopg.Connection, parent: SnapshotInfo, patch: ImportBund
     masks = sum(len(removed[k]) + len(replaced[k]) for k in ENTITY_KINDS)
     if own + sum(len(u) for u in upserts.values()) + masks > budget:
         return None
-    plan = DeltaPlan(parent, base_id, row[0] is not None, upserts, removed, replaced, counts, new_sums)
+    plan = DeltaPlan(parent, base_id, parent_rows, upserts, removed, replaced, counts, new_sums)
     plan.issues = check_delta(read, patch, plan)
     return plan
 
@@ -421,7 +422,7 @@ def load_delta(conn: psycopg.Connection, snapshot_id: uuid.UUID, plan: DeltaPlan
     it replaces or removes (and the parent delta's masks), the parent delta's rows it keeps, the
     patch's rows. Returns the delta's rows. The caller owns the transaction."""
     conn.execute("UPDATE snapshots SET base_id = %s WHERE id = %s", (plan.base_id, snapshot_id))
-    if plan.parent_is_delta:
+    if plan.parent_rows:
         conn.execute("INSERT INTO snapshot_masks (snapshot_id, table_name, id, id2) SELECT %s, table_name, id, id2 "
                      "FROM snapshot_masks WHERE snapshot_id = %s", (snapshot_id, plan.parent.id))
     hidden = [(kind, *_key_ids(kind, key)) for kind in ENTITY_KINDS
@@ -439,9 +440,7 @@ def load_delta(conn: psycopg.Connection, snapshot_id: uuid.UUID, plan: DeltaPlan
     with conn.cursor() as cursor:
         for kind in ENTITY_KINDS:
             dropped = [*plan.removed[kind], *plan.upserts[kind]]
-            carry = plan.parent_is_delta and conn.execute(
-                sql.SQL("SELECT 1 FROM {} WHERE snapshot_id = %s LIMIT 1").format(sql.Identifier(kind)),
-                (plan.parent.id,)).fetchone() is not None
+            carry = plan.parent_rows.get(kind, 0) > 0
             if not carry and not plan.upserts[kind]:
                 continue
             with snapshot_partition(cursor, kind, snapshot_id) as table:
