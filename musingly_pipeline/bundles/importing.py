@@ -55,7 +55,7 @@ from musingly_pipeline.bundles.content_hash import content_hash
 from musingly_pipeline.bundles.delta import DeltaPlan, DeltaPolicy, load_delta, plan_delta
 from musingly_pipeline.bundles.errors import BundleError, BundleInvalid, ImportRefused, SnapshotError, SourceFile
 from musingly_pipeline.bundles.loader import Progress
-from musingly_pipeline.bundles.merge import merge_bundles, parse_removal
+from musingly_pipeline.bundles.merge import merge_bundles, parse_removal, patch_paths
 from musingly_pipeline.bundles.models import ImportResult, SnapshotInfo, in_kind_order
 from musingly_pipeline.bundles.parallel_load import load_and_hash
 from musingly_pipeline.bundles.projections import read_bundle_content, row_key
@@ -264,7 +264,10 @@ def plan(conn: psycopg.Connection, bundle: ImportBundle, removals: list[tuple[st
         base = read_bundle_content(conn, current.id, bundle)
     merged = merge_bundles(base, bundle, removals)
     label = f"{options.source_file or merged.version_label} merged onto {current.version_label}"
-    checked = validate(merged, ValidationReport(file=label, counts=merged.counts()))
+    checked = ValidationReport(file=label, counts=merged.counts(),
+                               issues=patch_paths(check_bundle(merged), merged, bundle))
+    if not checked.valid:
+        raise BundleInvalid(checked)
     return Plan(merged, current, merge_source=(base, bundle), warnings=tuple(checked.warnings))
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import replace
 
 from musingly_core.models import ENTITY_KINDS, ImportBundle
+from musingly_core.report import Issue
 
 from musingly_pipeline.bundles.errors import RemovalError
 from musingly_pipeline.bundles.projections import row_key
@@ -72,3 +74,23 @@ def merge_bundles(base: ImportBundle, patch: ImportBundle, remove: Iterable[tupl
         for row in getattr(patch, kind):
             rows[kind][row_key(kind, row)] = row
     return patch.model_copy(update={kind: list(rows[kind].values()) for kind in ENTITY_KINDS})
+
+
+_PLACE = re.compile(r"(\w+)\[(\d+)\](.*)", re.DOTALL)
+
+
+def patch_paths(issues: Iterable[Issue], merged: ImportBundle, patch: ImportBundle) -> list[Issue]:
+    """``issues`` found on ``merged`` (``patch`` merged onto the current content), each placed where
+    its author can find it: ``sparks[3]`` of the patch file for a row the patch wrote, ``sparks:slug``
+    for a row kept from the current snapshot (its place in the merged lists means nothing to anyone).
+    The same places a merge stored as a delta reports (``delta.check_delta``)."""
+    where = {kind: {row_key(kind, r): i for i, r in enumerate(getattr(patch, kind))} for kind in ENTITY_KINDS}
+    placed = []
+    for issue in issues:
+        found = _PLACE.fullmatch(issue.path)
+        if found and found.group(1) in where and int(found.group(2)) < len(getattr(merged, found.group(1))):
+            kind, rest = found.group(1), found.group(3)
+            key = row_key(kind, getattr(merged, kind)[int(found.group(2))])
+            issue = replace(issue, path=(f"{kind}[{where[kind][key]}]" if key in where[kind] else f"{kind}:{key}") + rest)
+        placed.append(issue)
+    return placed

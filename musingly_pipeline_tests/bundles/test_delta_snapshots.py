@@ -239,3 +239,22 @@ def test_a_merge_file_may_link_stored_sparks_it_does_not_define(url, tmp_path, p
         store.import_file(missing, merge=True)
     assert [i.code for i in caught.value.report.errors] == ["BUNDLE_UNKNOWN_REFERENCE"]
     assert "no-such-spark" in caught.value.report.errors[0].message
+
+
+@pytest.mark.parametrize("policy", [DELTAS, NO_DELTAS], ids=["delta", "full"])
+def test_a_refused_merge_names_the_places_in_its_file_or_the_kept_rows_by_slug(url, tmp_path, policy):
+    """Both ways of merging name a row the file wrote by its place in the file, and a row kept from
+    the current snapshot by its slug (its place in the merged lists means nothing to the author)."""
+    store = SnapshotStore(url, delta=policy)
+    store.import_file(EXAMPLE, promote=True)
+    spark = example_data()["sparks"][0]["slug"]
+    typo = tmp_path / "typo.json"
+    typo.write_text(_patch("typo", spark_links=[{"source_slug": spark, "target_slug": "no-such-spark"}])
+                    .model_dump_json())
+    with pytest.raises(Exception) as caught:
+        store.import_file(typo, merge=True)
+    assert [i.path for i in caught.value.report.errors] == ["spark_links[0].target_slug"]
+    trail = example_data()["trails"][0]
+    with pytest.raises(Exception) as caught:
+        store.import_bundle(_patch("gone"), merge=True, remove=[f"domains:{trail['domain_slug']}"])
+    assert [i.path for i in caught.value.report.errors] == [f"trails:{trail['slug']}.domain_slug"]
